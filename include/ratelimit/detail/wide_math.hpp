@@ -1,0 +1,57 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+
+/// Integer helpers for the decision math: 128-bit intermediates, floor division for
+/// negative times, and saturation towards the conservative side. No floating point.
+namespace ratelimit::detail {
+
+__extension__ typedef unsigned __int128 u128;
+__extension__ typedef __int128 i128;
+
+inline constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+inline constexpr std::int64_t int64_min = std::numeric_limits<std::int64_t>::min();
+
+constexpr u128 wide_mul(std::uint64_t a, std::uint64_t b) noexcept { return u128{a} * b; }
+
+/// A nonnegative wide value as int64, capped at INT64_MAX.
+constexpr std::int64_t saturate(u128 v) noexcept {
+  return v > static_cast<u128>(int64_max) ? int64_max : static_cast<std::int64_t>(v);
+}
+
+constexpr std::int64_t saturate(i128 v) noexcept {
+  if (v > int64_max) return int64_max;
+  if (v < int64_min) return int64_min;
+  return static_cast<std::int64_t>(v);
+}
+
+constexpr u128 ceil_div(u128 numerator, std::uint64_t denominator) noexcept {
+  return numerator / denominator + (numerator % denominator != 0 ? 1 : 0);
+}
+
+/// floor(a / b) for b > 0: windows before the clock's epoch still align to multiples of b.
+constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+constexpr std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+  return saturate(i128{a} + b);
+}
+
+/// The wait from `now` until the instant `until` (which may lie beyond int64), or
+/// nanoseconds::max() when that instant is past the end of the clock: it never comes.
+constexpr std::chrono::nanoseconds wait_until(i128 until, std::int64_t now) noexcept {
+  if (until > int64_max) return std::chrono::nanoseconds::max();
+  return std::chrono::nanoseconds{until > now ? static_cast<std::int64_t>(until - now) : 0};
+}
+
+/// A wait of `ns` nanoseconds from `now`, with the same end-of-clock rule.
+constexpr std::chrono::nanoseconds wait_for(u128 ns, std::int64_t now) noexcept {
+  if (ns > static_cast<u128>(int64_max)) return std::chrono::nanoseconds::max();
+  return wait_until(i128{now} + static_cast<i128>(ns), now);
+}
+
+}  // namespace ratelimit::detail

@@ -1,0 +1,260 @@
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "ratelimit/algorithm.hpp"
+#include "ratelimit/decision.hpp"
+#include "ratelimit/detail/key_table.hpp"
+#include "ratelimit/detail/seeded_hash.hpp"
+#include "ratelimit/detail/stored_key.hpp"
+#include "ratelimit/detail/wide_math.hpp"
+#include "ratelimit/quota.hpp"
+
+namespace ratelimit {
+
+struct in_memory_options {
+  /// Most keys held for each algorithm, enforced per shard (each holds its share,
+  /// max_keys / shards). A shard that is full makes room for a new key by dropping, out
+  /// of a sample of 8, the key that expires first: a key already back to a fresh state
+  /// when there is one; else the one nearest to it, which restarts from a full quota
+  /// (an over-admission bounded by what that key had used). Memory stays bounded.
+  std::size_t max_keys = std::size_t{1} << 20;
+  /// Independent locks; a power of two.
+  std::size_t shards = 64;
+};
+
+/// Whether a storage shared between threads locks its shards: `std::mutex` for
+/// in_memory_storage, or this for in_memory_storage_st.
+struct no_lock {
+  void lock() noexcept {}
+  void unlock() noexcept {}
+};
+
+namespace detail {
+
+/// The tables of one algorithm, found by a tag unique to its type.
+struct algorithm_table {
+  virtual ~algorithm_table() = default;
+  virtual std::size_t size() = 0;
+  virtual std::size_t sweep() = 0;
+  const void* algorithm_tag = nullptr;
+  algorithm_table* next = nullptr;
+};
+
+template <class A>
+inline constexpr char algorithm_tag = 0;
+
+template <algorithm A, class Mutex>
+class sharded_table final : public algorithm_table {
+ public:
+  sharded_table(const in_memory_options& options, std::uint64_t seed)
+      : shards_(new shard[options.shards]), shard_mask_(options.shards - 1), seed_(seed) {
+    algorithm_tag = &detail::algorithm_tag<A>;
+    for (std::size_t i = 0; i < options.shards; ++i) {
+      // Spread the bound evenly: the shards hold max_keys in total, never more.
+      const std::size_t share =
+          options.max_keys / options.shards + (i < options.max_keys % options.shards);
+      shards_[i].table.configure(share, seed);
+    }
+  }
+
+  decision decide(std::string_view key, const quota& q, std::int64_t now,
+                  std::int64_t cost) noexcept {
+    const key_probe probe{key, seeded_hash(key, seed_)};
+    shard& s = shards_[(probe.hash >> 32) & shard_mask_];
+    std::lock_guard lock{s.mutex};
+    s.last_seen = now;
+    if (--s.operations_until_sweep == 0) s.sweep(now);
+
+    if (auto* found = s.table.find(probe)) {
+      const decision d = A::step(found->state, q, now, cost);
+      if (d.reset_after == std::chrono::nanoseconds::zero()) {
+        s.table.erase(probe);
+      } else {
+        found->expires_at = saturating_add(now, d.reset_after.count());
+      }
+      return d;
+    }
+    typename A::state state = A::fresh(q, now);
+    decision d = A::step(state, q, now, cost);
+    if (d.reset_after == std::chrono::nanoseconds::zero()) return d;  // as fresh as before
+    auto* added = s.table.insert(probe);
+    if (added == nullptr) return rejected_for_want_of_memory(d);
+    added->state = std::move(state);
+    added->expires_at = saturating_add(now, d.reset_after.count());
+    return d;
+  }
+
+  std::size_t size() override {
+    std::size_t keys = 0;
+    for (std::size_t i = 0; i <= shard_mask_; ++i) {
+      std::lock_guard lock{shards_[i].mutex};
+      keys += shards_[i].table.size();
+    }
+    return keys;
+  }
+
+  std::size_t sweep() override {
+    std::size_t dropped = 0;
+    for (std::size_t i = 0; i <= shard_mask_; ++i) {
+      std::lock_guard lock{shards_[i].mutex};
+      dropped += shards_[i].sweep(shards_[i].last_seen);
+    }
+    return dropped;
+  }
+
+ private:
+  struct alignas(64) shard {
+    Mutex mutex;
+    key_table<typename A::state> table;
+    std::int64_t last_seen = int64_min;
+    /// Sweeps run every max(1024, keys) decisions of a shard: amortised O(1) a call.
+    std::size_t operations_until_sweep = 1024;
+
+    std::size_t sweep(std::int64_t now) noexcept {
+      const std::size_t dropped = table.sweep(now);
+      operations_until_sweep = std::max<std::size_t>(1024, table.size());
+      return dropped;
+    }
+  };
+
+  /// A key that cannot be stored is not admitted: admitting it unrecorded would let it
+  /// pass again and again.
+  static decision rejected_for_want_of_memory(decision d) noexcept {
+    if (!d.allowed) return d;
+    d.allowed = false;
+    d.remaining = 0;
+    d.retry_after = d.reset_after;
+    d.delay = {};
+    return d;
+  }
+
+  std::unique_ptr<shard[]> shards_;
+  std::size_t shard_mask_;
+  std::uint64_t seed_;
+};
+
+}  // namespace detail
+
+/// Per-key state in this process's memory, for millions of keys: keys are spread over
+/// shards, each a lock and a compact hash table, so threads on different keys rarely
+/// meet and a decision on an existing key allocates nothing (a sliding_log key's log
+/// still grows when it outgrows its peak). Keys whose state is back to a fresh one are
+/// dropped by sweeps that run every max(1024, keys) decisions of a shard, or on `sweep()`.
+/// The hash is keyed with a random seed per storage, against crafted colliding keys.
+///
+/// A copyable handle: copies share the same keys. Limiters of different algorithms may
+/// share one storage; each algorithm has its own keys. Thread-safe with `std::mutex`
+/// (in_memory_storage); in_memory_storage_st, with `no_lock`, is for one thread, such as
+/// an event loop.
+template <class Mutex>
+class basic_in_memory_storage {
+ public:
+  explicit basic_in_memory_storage(in_memory_options options = {})
+      : shared_(std::make_shared<shared>(validated(options))) {}
+
+  template <algorithm A>
+  decision decide(std::string_view key, const quota& q, std::int64_t now,
+                  std::int64_t cost) noexcept {
+    return table<A>().decide(key, q, now, cost);
+  }
+
+  /// Allocates the tables of `A` now rather than on the first decision.
+  template <algorithm A>
+  void prepare() {
+    table<A>();
+  }
+
+  /// Keys held, over all algorithms.
+  std::size_t size() const {
+    std::size_t keys = 0;
+    for (auto* t = shared_->tables.load(std::memory_order_acquire); t != nullptr; t = t->next) {
+      keys += t->size();
+    }
+    return keys;
+  }
+
+  /// Drops every key whose state is back to a fresh one, as of the latest time each
+  /// shard saw; returns how many.
+  std::size_t sweep() {
+    std::size_t dropped = 0;
+    for (auto* t = shared_->tables.load(std::memory_order_acquire); t != nullptr; t = t->next) {
+      dropped += t->sweep();
+    }
+    return dropped;
+  }
+
+  const in_memory_options& options() const noexcept { return shared_->options; }
+
+ private:
+  struct shared {
+    explicit shared(const in_memory_options& o) : options(o) {}
+    shared(const shared&) = delete;
+    shared& operator=(const shared&) = delete;
+    ~shared() {
+      for (auto* t = tables.load(); t != nullptr;) delete std::exchange(t, t->next);
+    }
+
+    in_memory_options options;
+    std::uint64_t seed = detail::random_seed();
+    std::mutex adding;
+    std::atomic<detail::algorithm_table*> tables{nullptr};
+  };
+
+  template <algorithm A>
+  detail::sharded_table<A, Mutex>& table() {
+    auto* t = shared_->tables.load(std::memory_order_acquire);
+    while (t != nullptr && t->algorithm_tag != &detail::algorithm_tag<A>) t = t->next;
+    if (t == nullptr) t = add_table<A>();
+    return static_cast<detail::sharded_table<A, Mutex>&>(*t);
+  }
+
+  template <algorithm A>
+  detail::algorithm_table* add_table() {
+    std::lock_guard lock{shared_->adding};
+    auto* head = shared_->tables.load(std::memory_order_acquire);
+    for (auto* t = head; t != nullptr; t = t->next) {
+      if (t->algorithm_tag == &detail::algorithm_tag<A>) return t;
+    }
+    auto* added = new detail::sharded_table<A, Mutex>(shared_->options, shared_->seed);
+    added->next = head;
+    shared_->tables.store(added, std::memory_order_release);
+    return added;
+  }
+
+  static in_memory_options validated(const in_memory_options& o) {
+    const auto fail = [](const std::string& what) {
+      throw std::invalid_argument("ratelimit::in_memory_options: " + what);
+    };
+    if (o.shards == 0 || !std::has_single_bit(o.shards) || o.shards > (std::size_t{1} << 16)) {
+      fail("shards must be a power of two in [1, 65536] (got " + std::to_string(o.shards) + ")");
+    }
+    if (o.max_keys < o.shards) {
+      fail("max_keys must be >= shards, " + std::to_string(o.shards) + " (got " +
+           std::to_string(o.max_keys) + ")");
+    }
+    constexpr std::size_t per_shard = detail::key_table<char>::max_keys_limit;
+    if ((o.max_keys - 1) / o.shards + 1 > per_shard) {
+      fail("max_keys must be <= shards * " + std::to_string(per_shard) + " (got " +
+           std::to_string(o.max_keys) + " with " + std::to_string(o.shards) + " shards)");
+    }
+    return o;
+  }
+
+  std::shared_ptr<shared> shared_;
+};
+
+using in_memory_storage = basic_in_memory_storage<std::mutex>;
+using in_memory_storage_st = basic_in_memory_storage<no_lock>;
+
+}  // namespace ratelimit
