@@ -61,15 +61,14 @@ constexpr std::int64_t to_nanoseconds(Duration d) noexcept {
   static_assert(std::is_integral_v<typename Duration::rep>,
                 "ratelimit: the clock's rep must be an integer (no floating point in decisions)");
   using ratio = std::ratio_divide<typename Duration::period, std::nano>;
-  if constexpr (ratio::num == 1 && ratio::den == 1) {
-    return d.count();
-  } else if constexpr (ratio::den == 1) {
+  const i128 count = static_cast<i128>(d.count());
+  if constexpr (ratio::den == 1) {
     constexpr i128 bound = i128{int64_max} / ratio::num + 1;
-    if (d.count() >= bound) return int64_max;
-    if (d.count() <= -bound) return int64_min;
-    return static_cast<std::int64_t>(d.count() * ratio::num);
+    if (count >= bound) return int64_max;
+    if (count <= -bound) return int64_min;
+    return static_cast<std::int64_t>(count * ratio::num);
   } else {
-    return saturate(static_cast<i128>(d.count()) * ratio::num / ratio::den);
+    return saturate(count * ratio::num / ratio::den);
   }
 }
 

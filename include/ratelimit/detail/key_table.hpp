@@ -48,12 +48,12 @@ class key_table {
     return slot == npos ? nullptr : &at(index_[slot] >> 8);
   }
 
-  /// Adds `key`, known to be absent, with a default state. A full table first evicts
-  /// (see `evict_one`). nullptr if memory runs out; the table is then unchanged.
-  entry* insert(const key_probe& key) noexcept {
+  /// Adds `key`, known to be absent, with a default state; a full table first makes
+  /// room (see `make_room`). nullptr if memory runs out; the table is then unchanged.
+  entry* insert(const key_probe& key, std::int64_t now) noexcept {
     stored_key owned;
     if (!owned.assign(key)) return nullptr;
-    if (live_ >= max_keys_) evict_one();
+    if (live_ >= max_keys_) make_room(now);
     if (!reserve_index(live_ + 1)) return nullptr;
     const std::uint32_t id = allocate_id();
     if (id == no_id) return nullptr;
@@ -61,6 +61,7 @@ class key_table {
     e.key = std::move(owned);
     place(key.hash, id);
     ++live_;
+    ++inserted_since_sweep_;
     return &e;
   }
 
@@ -80,6 +81,7 @@ class key_table {
       ++dropped;
     }
     if (live_ * 2 <= used_) compact();
+    inserted_since_sweep_ = 0;
     return dropped;
   }
 
@@ -134,9 +136,17 @@ class key_table {
     --live_;
   }
 
-  /// Makes room for one key: among a few entries at a rotating hand, drops the one that
-  /// expires first, so a key already fresh goes before any other and, when none is, the
-  /// key closest to fresh, which restarts from a full quota.
+  /// Makes room for one key. A sweep drops every key already fresh; it costs a pass over
+  /// the table, so it runs at most once per max_keys/4 insertions. When it frees nothing
+  /// (or did not run), `evict_one` drops a key.
+  void make_room(std::int64_t now) noexcept {
+    if (inserted_since_sweep_ >= std::max<std::size_t>(max_keys_ / 4, 1)) sweep(now);
+    if (live_ >= max_keys_) evict_one();
+  }
+
+  /// Among a few entries at a rotating hand, drops the one that expires first: a key
+  /// already fresh if the sample holds one, else the key nearest to fresh, which then
+  /// restarts from a full quota.
   void evict_one() noexcept {
     std::uint32_t victim = no_id;
     for (int seen = 0, visited = 0; seen < eviction_sample && visited < static_cast<int>(used_);
@@ -247,6 +257,7 @@ class key_table {
   std::uint32_t live_ = 0;
   std::uint32_t free_ = no_id;  ///< vacant ids below used_, linked through expires_at
   std::uint32_t hand_ = 0;
+  std::size_t inserted_since_sweep_ = 0;
 };
 
 }  // namespace ratelimit::detail

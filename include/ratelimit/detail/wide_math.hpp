@@ -41,17 +41,12 @@ constexpr std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
   return saturate(i128{a} + b);
 }
 
-/// The wait from `now` until the instant `until` (which may lie beyond int64), or
-/// nanoseconds::max() when that instant is past the end of the clock: it never comes.
+/// The wait from `now` until the instant `until`, or nanoseconds::max() when that does
+/// not fit: the instant lies past the end of the clock, or further away than int64 holds.
 constexpr std::chrono::nanoseconds wait_until(i128 until, std::int64_t now) noexcept {
-  if (until > int64_max) return std::chrono::nanoseconds::max();
-  return std::chrono::nanoseconds{until > now ? static_cast<std::int64_t>(until - now) : 0};
-}
-
-/// A wait of `ns` nanoseconds from `now`, with the same end-of-clock rule.
-constexpr std::chrono::nanoseconds wait_for(u128 ns, std::int64_t now) noexcept {
-  if (ns > static_cast<u128>(int64_max)) return std::chrono::nanoseconds::max();
-  return wait_until(i128{now} + static_cast<i128>(ns), now);
+  const i128 wait = until - now;
+  if (until > int64_max || wait > int64_max) return std::chrono::nanoseconds::max();
+  return std::chrono::nanoseconds{wait > 0 ? static_cast<std::int64_t>(wait) : 0};
 }
 
 }  // namespace ratelimit::detail

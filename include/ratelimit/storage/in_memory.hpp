@@ -72,26 +72,18 @@ class sharded_table final : public algorithm_table {
                   std::int64_t cost) noexcept {
     const key_probe probe{key, seeded_hash(key, seed_)};
     shard& s = shards_[(probe.hash >> 32) & shard_mask_];
-    std::lock_guard lock{s.mutex};
-    s.last_seen = now;
-    if (--s.operations_until_sweep == 0) s.sweep(now);
-
-    if (auto* found = s.table.find(probe)) {
-      const decision d = A::step(found->state, q, now, cost);
-      if (d.reset_after == std::chrono::nanoseconds::zero()) {
-        s.table.erase(probe);
-      } else {
-        found->expires_at = saturating_add(now, d.reset_after.count());
-      }
-      return d;
+    decision d;
+    bool sweep_due;
+    {
+      std::lock_guard lock{s.mutex};
+      s.last_seen.store(now, std::memory_order_relaxed);
+      sweep_due = --s.operations_until_sweep == 0;
+      if (sweep_due) s.sweep(now);
+      d = decide_locked(s.table, probe, q, now, cost);
     }
-    typename A::state state = A::fresh(q, now);
-    decision d = A::step(state, q, now, cost);
-    if (d.reset_after == std::chrono::nanoseconds::zero()) return d;  // as fresh as before
-    auto* added = s.table.insert(probe);
-    if (added == nullptr) return rejected_for_want_of_memory(d);
-    added->state = std::move(state);
-    added->expires_at = saturating_add(now, d.reset_after.count());
+    // A shard that no longer gets traffic is swept in turn by the busy ones, so that its
+    // idle keys go too.
+    if (sweep_due) sweep_shard(next_idle_.fetch_add(1, std::memory_order_relaxed) & shard_mask_);
     return d;
   }
 
@@ -106,18 +98,17 @@ class sharded_table final : public algorithm_table {
 
   std::size_t sweep() override {
     std::size_t dropped = 0;
-    for (std::size_t i = 0; i <= shard_mask_; ++i) {
-      std::lock_guard lock{shards_[i].mutex};
-      dropped += shards_[i].sweep(shards_[i].last_seen);
-    }
+    for (std::size_t i = 0; i <= shard_mask_; ++i) dropped += sweep_shard(i);
     return dropped;
   }
 
  private:
+  using table_type = key_table<typename A::state>;
+
   struct alignas(64) shard {
     Mutex mutex;
-    key_table<typename A::state> table;
-    std::int64_t last_seen = int64_min;
+    table_type table;
+    std::atomic<std::int64_t> last_seen = int64_min;
     /// Sweeps run every max(1024, keys) decisions of a shard: amortised O(1) a call.
     std::size_t operations_until_sweep = 1024;
 
@@ -127,6 +118,38 @@ class sharded_table final : public algorithm_table {
       return dropped;
     }
   };
+
+  static decision decide_locked(table_type& table, const key_probe& probe, const quota& q,
+                                std::int64_t now, std::int64_t cost) noexcept {
+    if (auto* found = table.find(probe)) {
+      const decision d = A::step(found->state, q, now, cost);
+      if (d.reset_after == std::chrono::nanoseconds::zero()) {
+        table.erase(probe);
+      } else {
+        found->expires_at = saturating_add(now, d.reset_after.count());
+      }
+      return d;
+    }
+    typename A::state state = A::fresh(q, now);
+    const decision d = A::step(state, q, now, cost);
+    if (d.reset_after == std::chrono::nanoseconds::zero()) return d;  // as fresh as before
+    auto* added = table.insert(probe, now);
+    if (added == nullptr) return rejected_for_want_of_memory(d);
+    added->state = std::move(state);
+    added->expires_at = saturating_add(now, d.reset_after.count());
+    return d;
+  }
+
+  /// Sweeps shard `i` as of the latest time any shard has seen. After a clock stepped
+  /// back by D, keys may so go up to D early; each then restarts from a fresh quota.
+  std::size_t sweep_shard(std::size_t i) noexcept {
+    std::int64_t latest = int64_min;
+    for (std::size_t j = 0; j <= shard_mask_; ++j) {
+      latest = std::max(latest, shards_[j].last_seen.load(std::memory_order_relaxed));
+    }
+    std::lock_guard lock{shards_[i].mutex};
+    return shards_[i].sweep(latest);
+  }
 
   /// A key that cannot be stored is not admitted: admitting it unrecorded would let it
   /// pass again and again.
@@ -142,6 +165,7 @@ class sharded_table final : public algorithm_table {
   std::unique_ptr<shard[]> shards_;
   std::size_t shard_mask_;
   std::uint64_t seed_;
+  std::atomic<std::size_t> next_idle_{0};
 };
 
 }  // namespace detail
@@ -150,7 +174,8 @@ class sharded_table final : public algorithm_table {
 /// shards, each a lock and a compact hash table, so threads on different keys rarely
 /// meet and a decision on an existing key allocates nothing (a sliding_log key's log
 /// still grows when it outgrows its peak). Keys whose state is back to a fresh one are
-/// dropped by sweeps that run every max(1024, keys) decisions of a shard, or on `sweep()`.
+/// dropped by sweeps: every max(1024, keys) decisions a shard sweeps itself and one other
+/// shard in turn, and `sweep()` sweeps them all.
 /// The hash is keyed with a random seed per storage, against crafted colliding keys.
 ///
 /// A copyable handle: copies share the same keys. Limiters of different algorithms may
@@ -163,9 +188,9 @@ class basic_in_memory_storage {
   explicit basic_in_memory_storage(in_memory_options options = {})
       : shared_(std::make_shared<shared>(validated(options))) {}
 
+  /// Allocates the algorithm's tables on its first use, unless `prepare` did.
   template <algorithm A>
-  decision decide(std::string_view key, const quota& q, std::int64_t now,
-                  std::int64_t cost) noexcept {
+  decision decide(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost) {
     return table<A>().decide(key, q, now, cost);
   }
 
@@ -184,8 +209,8 @@ class basic_in_memory_storage {
     return keys;
   }
 
-  /// Drops every key whose state is back to a fresh one, as of the latest time each
-  /// shard saw; returns how many.
+  /// Drops every key whose state is back to a fresh one, as of the latest time the
+  /// storage has seen; returns how many.
   std::size_t sweep() {
     std::size_t dropped = 0;
     for (auto* t = shared_->tables.load(std::memory_order_acquire); t != nullptr; t = t->next) {
