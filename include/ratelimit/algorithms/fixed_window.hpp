@@ -26,7 +26,7 @@ struct fixed_window {
 
   static constexpr decision step(state& s, const quota& q, std::int64_t now,
                                  std::int64_t cost) noexcept {
-    const auto current = detail::aligned_window::containing(now, q.period.count());
+    const auto current = detail::aligned_window::containing(now, q.period.count(), s.window);
     // A clock stepped back into an earlier window keeps counting in the later one.
     if (current.index > s.window) s = {current.index, 0};
     const detail::aligned_window window{s.window, q.period.count()};

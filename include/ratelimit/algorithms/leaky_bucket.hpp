@@ -55,7 +55,7 @@ struct leaky_bucket {
     const detail::i128 drained = detail::i128{s.drains_at} + (s.fraction > 0 ? 1 : 0);
     const u128 held = queued_at(s, now, limit);
     if (drained <= detail::int64_max && held < capacity) {
-      d.remaining = static_cast<std::int64_t>((capacity - held) / interval);
+      d.remaining = static_cast<std::int64_t>(detail::divide(capacity - held, interval).quotient);
     }
     d.reset_after = detail::wait_until(drained, now);
     return d;
@@ -71,9 +71,10 @@ struct leaky_bucket {
   /// behind it would leave after the end of time, so none is admitted.
   static constexpr state draining_at(std::int64_t now, detail::u128 queued,
                                      std::uint64_t limit) noexcept {
-    const detail::i128 whole = detail::i128{now} + static_cast<detail::i128>(queued / limit);
+    const detail::division ns = detail::divide(queued, limit);
+    const detail::i128 whole = detail::i128{now} + static_cast<detail::i128>(ns.quotient);
     if (whole > detail::int64_max) return {detail::int64_max, static_cast<std::int64_t>(limit)};
-    return {static_cast<std::int64_t>(whole), static_cast<std::int64_t>(queued % limit)};
+    return {static_cast<std::int64_t>(whole), static_cast<std::int64_t>(ns.remainder)};
   }
 
   /// `max(0, tat − now)` in 1/limit ns.
@@ -89,7 +90,8 @@ struct leaky_bucket {
                                               std::uint64_t limit) noexcept {
     const detail::u128 fraction = static_cast<std::uint64_t>(s.fraction);
     if (room >= fraction)
-      return detail::i128{s.drains_at} - static_cast<detail::i128>((room - fraction) / limit);
+      return detail::i128{s.drains_at} -
+             static_cast<detail::i128>(detail::divide(room - fraction, limit).quotient);
     return detail::i128{s.drains_at} +
            static_cast<detail::i128>(detail::ceil_div(fraction - room, limit));
   }

@@ -30,18 +30,20 @@ struct sliding_log {
    public:
     std::size_t size() const noexcept { return size_; }
     std::int64_t sum() const noexcept { return sum_; }
-    const stamp& operator[](std::size_t i) const noexcept { return ring_[(head_ + i) % capacity_]; }
+    const stamp& operator[](std::size_t i) const noexcept {
+      return ring_[(head_ + i) & (capacity_ - 1)];
+    }
 
     void drop_oldest() noexcept {
       sum_ -= ring_[head_].cost;
-      head_ = (head_ + 1) % capacity_;
+      head_ = (head_ + 1) & (capacity_ - 1);
       --size_;
     }
 
     /// Appends, merging with the newest stamp at the same instant; false if out of memory.
     bool push(stamp s) noexcept {
       if (size_ > 0) {
-        stamp& newest = ring_[(head_ + size_ - 1) % capacity_];
+        stamp& newest = ring_[(head_ + size_ - 1) & (capacity_ - 1)];
         if (newest.at == s.at) {
           newest.cost += s.cost;
           sum_ += s.cost;
@@ -49,7 +51,7 @@ struct sliding_log {
         }
       }
       if (size_ == capacity_ && !grow()) return false;
-      ring_[(head_ + size_) % capacity_] = s;
+      ring_[(head_ + size_) & (capacity_ - 1)] = s;
       ++size_;
       sum_ += s.cost;
       return true;
@@ -68,7 +70,7 @@ struct sliding_log {
     }
 
     std::unique_ptr<stamp[]> ring_;
-    std::size_t capacity_ = 0;
+    std::size_t capacity_ = 0;  ///< 0 or a power of two, so that indexing wraps with a mask
     std::size_t head_ = 0;
     std::size_t size_ = 0;
     std::int64_t sum_ = 0;

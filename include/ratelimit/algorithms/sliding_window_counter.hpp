@@ -30,7 +30,7 @@ struct sliding_window_counter {
                                  std::int64_t cost) noexcept {
     using detail::u128;
     const std::int64_t period = q.period.count();
-    const auto current = detail::aligned_window::containing(now, period);
+    const auto current = detail::aligned_window::containing(now, period, s.window);
     if (current.index > s.window) {
       s = {current.index, current.index == s.window + 1 ? s.current : 0, 0};
     }
@@ -52,7 +52,8 @@ struct sliding_window_counter {
     } else {
       d.retry_after = detail::wait_until(admitted_from(s, window, q.limit, cost), now);
     }
-    const auto free = static_cast<std::int64_t>((capacity - carried) / unsigned_period);
+    const auto free =
+        static_cast<std::int64_t>(detail::divide(capacity - carried, unsigned_period).quotient);
     d.remaining = std::max<std::int64_t>(free - s.current, 0);
     if (s.current > 0) {
       d.reset_after = detail::wait_until(window.end() + period, now);
@@ -79,8 +80,10 @@ struct sliding_window_counter {
     const bool fits_in_this_window = units(s.current, cost) <= static_cast<std::uint64_t>(limit);
     const std::int64_t weight = fits_in_this_window ? s.previous : s.current;
     const std::int64_t room = fits_in_this_window ? limit - s.current - cost : limit - cost;
-    const detail::u128 allowed_weight = detail::wide_mul(static_cast<std::uint64_t>(room), period) /
-                                        static_cast<std::uint64_t>(weight);
+    const detail::u128 allowed_weight =
+        detail::divide(detail::wide_mul(static_cast<std::uint64_t>(room), period),
+                       static_cast<std::uint64_t>(weight))
+            .quotient;
     const detail::i128 window_end =
         fits_in_this_window ? window.end() : window.end() + window.period;
     return window_end - static_cast<detail::i128>(std::min<detail::u128>(allowed_weight, period));

@@ -15,6 +15,15 @@ struct aligned_window {
   static constexpr aligned_window containing(std::int64_t now, std::int64_t period) noexcept {
     return {floor_div(now, period), period};
   }
+
+  /// The same, without a division when `now` is still in window `last`, as it is for
+  /// most requests.
+  static constexpr aligned_window containing(std::int64_t now, std::int64_t period,
+                                             std::int64_t last) noexcept {
+    const i128 start = i128{last} * period;
+    if (now >= start && now - start < period) return {last, period};
+    return containing(now, period);
+  }
   constexpr i128 start() const noexcept { return i128{index} * period; }
   constexpr i128 end() const noexcept { return start() + period; }
 };

@@ -180,7 +180,7 @@ class key_table {
 
   static std::size_t index_capacity_for(std::size_t keys) noexcept {
     std::size_t capacity = 16;
-    while (keys * 16 > capacity * 7) capacity *= 2;  // rebuilt at most 7/16 full
+    while (keys * 2 > capacity) capacity *= 2;  // rebuilt at most half full
     return capacity;
   }
 

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <string_view>
+
+#include "ratelimit/detail/seeded_hash.hpp"
 
 namespace ratelimit::detail {
 
@@ -106,10 +109,28 @@ class stored_key {
 
 inline key_probe::key_probe(std::string_view key, std::uint64_t key_hash) noexcept
     : bytes(key), hash(key_hash) {
-  if (key.size() <= stored_key::inline_capacity) {
+  const std::size_t n = key.size();
+  if (n > stored_key::inline_capacity) return;
+  if constexpr (std::endian::native == std::endian::little) {
+    // Overlapping loads, as in seeded_hash: this runs on every decision, and a memcpy of
+    // a variable size is a function call.
+    const char* p = key.data();
+    if (n >= 8) {
+      words[0] = load64(p);
+      if (n > 8) words[1] = load64(p + n - 8) >> (8 * (16 - n));
+    } else if (n >= 4) {
+      words[0] = load32(p) | load32(p + n - 4) << (8 * (n - 4));
+    } else if (n > 0) {
+      const auto byte = [p](std::size_t i) {
+        return std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+      };
+      words[0] = byte(0) | byte(n / 2) | byte(n - 1);
+    }
+    words[1] |= std::uint64_t{n} << 56;
+  } else {
     unsigned char encoded[16] = {};
-    if (!key.empty()) std::memcpy(encoded, key.data(), key.size());
-    encoded[15] = static_cast<unsigned char>(key.size());
+    if (n > 0) std::memcpy(encoded, key.data(), n);
+    encoded[15] = static_cast<unsigned char>(n);
     std::memcpy(words, encoded, sizeof encoded);
   }
 }

@@ -27,8 +27,24 @@ constexpr std::int64_t saturate(i128 v) noexcept {
   return static_cast<std::int64_t>(v);
 }
 
+struct division {
+  u128 quotient;
+  std::uint64_t remainder;
+};
+
+/// numerator / denominator and the remainder. One 64-bit division when the numerator fits
+/// in 64 bits, as it does for all but extreme quotas; a 128-bit division costs several.
+constexpr division divide(u128 numerator, std::uint64_t denominator) noexcept {
+  if (numerator >> 64 == 0) {
+    const auto narrow = static_cast<std::uint64_t>(numerator);
+    return {narrow / denominator, narrow % denominator};
+  }
+  return {numerator / denominator, static_cast<std::uint64_t>(numerator % denominator)};
+}
+
 constexpr u128 ceil_div(u128 numerator, std::uint64_t denominator) noexcept {
-  return numerator / denominator + (numerator % denominator != 0 ? 1 : 0);
+  const division d = divide(numerator, denominator);
+  return d.quotient + (d.remainder != 0 ? 1 : 0);
 }
 
 /// floor(a / b) for b > 0: windows before the clock's epoch still align to multiples of b.

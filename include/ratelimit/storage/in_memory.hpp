@@ -16,6 +16,7 @@
 #include "ratelimit/decision.hpp"
 #include "ratelimit/detail/key_table.hpp"
 #include "ratelimit/detail/seeded_hash.hpp"
+#include "ratelimit/detail/spin_lock.hpp"
 #include "ratelimit/detail/stored_key.hpp"
 #include "ratelimit/detail/wide_math.hpp"
 #include "ratelimit/quota.hpp"
@@ -33,8 +34,7 @@ struct in_memory_options {
   std::size_t shards = 64;
 };
 
-/// Whether a storage shared between threads locks its shards: `std::mutex` for
-/// in_memory_storage, or this for in_memory_storage_st.
+/// The lock of in_memory_storage_st's shards: none, for storages used by one thread.
 struct no_lock {
   void lock() noexcept {}
   void unlock() noexcept {}
@@ -179,9 +179,12 @@ class sharded_table final : public algorithm_table {
 /// The hash is keyed with a random seed per storage, against crafted colliding keys.
 ///
 /// A copyable handle: copies share the same keys. Limiters of different algorithms may
-/// share one storage; each algorithm has its own keys. Thread-safe with `std::mutex`
-/// (in_memory_storage); in_memory_storage_st, with `no_lock`, is for one thread, such as
-/// an event loop.
+/// share one storage; each algorithm has its own keys.
+///
+/// `Mutex` locks each shard: in_memory_storage spins (detail::spin_lock: a decision holds
+/// it for a few dozen nanoseconds) and is thread-safe; in_memory_storage_st, with
+/// `no_lock`, is for one thread, such as an event loop; any BasicLockable type works,
+/// `std::mutex` among them.
 template <class Mutex>
 class basic_in_memory_storage {
  public:
@@ -279,7 +282,7 @@ class basic_in_memory_storage {
   std::shared_ptr<shared> shared_;
 };
 
-using in_memory_storage = basic_in_memory_storage<std::mutex>;
+using in_memory_storage = basic_in_memory_storage<detail::spin_lock>;
 using in_memory_storage_st = basic_in_memory_storage<no_lock>;
 
 }  // namespace ratelimit

@@ -1,0 +1,198 @@
+// Bytes per key at 10^6 keys, for each algorithm, measured rather than computed: this
+// program replaces the global operator new and delete to count the bytes live on the
+// heap, and reads the resident set size from /proc/self/statm beside it. Each benchmark
+// runs once (its time is the fill's) and reports counters:
+//   bytes_per_key      heap bytes live after the fill minus before, over the keys held
+//                      (as malloc_usable_size counts them: what malloc hands out, without
+//                      its 8-byte chunk headers);
+//   rss_bytes_per_key  growth of the resident set over the same fill, over the keys held;
+//   keys               keys the storage holds afterwards (10^6: nothing was evicted).
+// Linux and glibc only, like the numbers it exists to produce.
+
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ratelimit/ratelimit.hpp"
+
+namespace {
+
+std::atomic<std::int64_t> live_bytes{0};
+
+void* counted(void* p) noexcept {
+  if (p != nullptr) {
+    live_bytes.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)),
+                         std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void* allocate(std::size_t size) noexcept { return counted(std::malloc(size == 0 ? 1 : size)); }
+
+void* allocate(std::size_t size, std::align_val_t alignment) noexcept {
+  void* p = nullptr;
+  const auto align = std::max(static_cast<std::size_t>(alignment), sizeof(void*));
+  if (posix_memalign(&p, align, size == 0 ? 1 : size) != 0) return nullptr;
+  return counted(p);
+}
+
+void release(void* p) noexcept {
+  if (p == nullptr) return;
+  live_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  std::free(p);
+}
+
+void* allocate_or_throw(void* p) {
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+}  // namespace
+
+void* operator new(std::size_t size) { return allocate_or_throw(allocate(size)); }
+void* operator new[](std::size_t size) { return allocate_or_throw(allocate(size)); }
+void* operator new(std::size_t size, std::align_val_t a) {
+  return allocate_or_throw(allocate(size, a));
+}
+void* operator new[](std::size_t size, std::align_val_t a) {
+  return allocate_or_throw(allocate(size, a));
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
+void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return allocate(size, a);
+}
+void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return allocate(size, a);
+}
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+
+namespace {
+
+constexpr std::size_t key_count = 1'000'000;
+
+/// "user:0" ... "user:999999": up to 11 bytes, held inline by the tables (15 at most).
+const std::vector<std::string>& keys() {
+  static const std::vector<std::string> all = [] {
+    std::vector<std::string> k;
+    k.reserve(key_count);
+    for (std::size_t i = 0; i < key_count; ++i) k.push_back("user:" + std::to_string(i));
+    return k;
+  }();
+  return all;
+}
+
+std::int64_t resident_bytes() {
+  long pages = 0;
+  long resident = 0;
+  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(statm, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(statm);
+  }
+  return static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE);
+}
+
+/// Fills a table by calling `fill` once per key and reports what the table grew by.
+template <class Fill>
+void measure(benchmark::State& state, Fill fill) {
+  keys();
+  for (auto _ : state) {
+    // Gives back what earlier benchmarks freed, so that the resident set grows with this
+    // table's pages rather than reusing theirs.
+    malloc_trim(0);
+    const std::int64_t bytes_before = live_bytes.load();
+    const std::int64_t resident_before = resident_bytes();
+    std::int64_t bytes_after = 0;
+    std::int64_t resident_after = 0;
+    const std::size_t held = fill([&] {
+      bytes_after = live_bytes.load();
+      resident_after = resident_bytes();
+    });
+    const auto per_key = [&](std::int64_t bytes) {
+      return static_cast<double>(bytes) / static_cast<double>(held == 0 ? 1 : held);
+    };
+    state.counters["bytes_per_key"] = per_key(bytes_after - bytes_before);
+    state.counters["rss_bytes_per_key"] = per_key(resident_after - resident_before);
+    state.counters["keys"] = static_cast<double>(held);
+  }
+}
+
+template <class Algorithm>
+void limiter_bytes(benchmark::State& state) {
+  measure(state, [](auto measure_now) {
+    using limiter =
+        ratelimit::basic_limiter<Algorithm, ratelimit::manual_clock, ratelimit::in_memory_storage>;
+    // One request a key, 100ns apart, against 1000 an hour: each key is held with one
+    // unit used, as in a busy server's table. Twice the keys as the bound: no eviction.
+    limiter l{ratelimit::quota::per_hour(1000), ratelimit::manual_clock(),
+              ratelimit::in_memory_storage({.max_keys = 2 * key_count})};
+    for (const std::string& key : keys()) {
+      l.clock().advance(std::chrono::nanoseconds{100});
+      benchmark::DoNotOptimize(l.try_acquire(key));
+    }
+    measure_now();
+    return l.storage().size();
+  });
+}
+
+/// For comparison: the node-based map a first attempt would use, holding the same state.
+void unordered_map_bytes(benchmark::State& state) {
+  measure(state, [](auto measure_now) {
+    std::unordered_map<std::string, ratelimit::algorithms::token_bucket::state> map;
+    for (const std::string& key : keys()) map.try_emplace(key);
+    measure_now();
+    return map.size();
+  });
+}
+
+}  // namespace
+
+BENCHMARK(limiter_bytes<ratelimit::algorithms::token_bucket>)
+    ->Name("bytes_per_key/token_bucket")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(limiter_bytes<ratelimit::algorithms::leaky_bucket>)
+    ->Name("bytes_per_key/leaky_bucket")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(limiter_bytes<ratelimit::algorithms::fixed_window>)
+    ->Name("bytes_per_key/fixed_window")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(limiter_bytes<ratelimit::algorithms::sliding_window_counter>)
+    ->Name("bytes_per_key/sliding_window_counter")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(limiter_bytes<ratelimit::algorithms::sliding_log>)
+    ->Name("bytes_per_key/sliding_log")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(unordered_map_bytes)
+    ->Name("bytes_per_key/baseline/unordered_map")
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
