@@ -127,44 +127,6 @@ class bucket {
   i128 due_ = -(i128{1} << 126);
 };
 
-/// Counts per window `[k·period, (k+1)·period)`. A clock stepped back into an earlier
-/// window keeps counting in the latest window seen.
-class fixed_window {
- public:
-  fixed_window(const ratelimit::quota& q, std::int64_t start)
-      : quota_(q), latest_(floor_div(start, q.period.count())) {}
-
-  ratelimit::decision step(std::int64_t now, std::int64_t cost) {
-    latest_ = window(now);
-    const bool allowed = admits(now, cost);
-    if (allowed) counts_[latest_] += cost;
-    forget_old_windows();
-    return decided(allowed, now, cost, quota_, quota_.limit,
-                   [&](std::int64_t t, std::int64_t c) { return admits(t, c); });
-  }
-
- private:
-  std::int64_t window(std::int64_t t) const {
-    return std::max(latest_, floor_div(t, quota_.period.count()));
-  }
-  bool admits(std::int64_t t, std::int64_t cost) const {
-    const auto found = counts_.find(window(t));
-    const std::int64_t count = found == counts_.end() ? 0 : found->second;
-    return i128{count} + cost <= quota_.limit;
-  }
-
-  /// Windows before the latest can never count again: dropping them keeps lookups cheap.
-  void forget_old_windows() {
-    while (!counts_.empty() && counts_.begin()->first < latest_) {
-      counts_.erase(counts_.begin());
-    }
-  }
-
-  ratelimit::quota quota_;
-  std::int64_t latest_;
-  std::map<std::int64_t, std::int64_t> counts_;
-};
-
 /// Every admitted request, kept in order. A request counts while `now < at + period`, and is
 /// forgotten for good once a request sees it expired. A clock stepped back stamps a request
 /// at the newest instant still remembered, so that it counts for a whole period.
@@ -212,23 +174,30 @@ class sliding_log {
   std::size_t oldest_ = 0;  ///< entries before it are forgotten
 };
 
-/// Counts per window as fixed_window, weighing the window before by the part of it still
-/// inside the sliding period: `prev·(period − e) + (curr + cost)·period <= limit·period`.
-class sliding_window_counter {
+/// Counts per window `[k·period, (k+1)·period)`, for the two window algorithms; `Model`
+/// says what it admits and how many windows back still count. A clock stepped back into
+/// an earlier window keeps counting in the latest window seen.
+template <class Model>
+class window_counts {
  public:
-  sliding_window_counter(const ratelimit::quota& q, std::int64_t start)
+  window_counts(const ratelimit::quota& q, std::int64_t start)
       : quota_(q), latest_(floor_div(start, q.period.count())) {}
 
   ratelimit::decision step(std::int64_t now, std::int64_t cost) {
     latest_ = window(now);
+    const auto admits = [this](std::int64_t t, std::int64_t c) {
+      return static_cast<const Model&>(*this).admits(t, c);
+    };
     const bool allowed = admits(now, cost);
     if (allowed) counts_[latest_] += cost;
-    forget_old_windows();
-    return decided(allowed, now, cost, quota_, quota_.limit,
-                   [&](std::int64_t t, std::int64_t c) { return admits(t, c); });
+    // Windows this far back can never count again: dropping them keeps lookups cheap.
+    while (!counts_.empty() && counts_.begin()->first < i128{latest_} - Model::windows_back) {
+      counts_.erase(counts_.begin());
+    }
+    return decided(allowed, now, cost, quota_, quota_.limit, admits);
   }
 
- private:
+ protected:
   std::int64_t window(std::int64_t t) const {
     return std::max(latest_, floor_div(t, quota_.period.count()));
   }
@@ -237,6 +206,31 @@ class sliding_window_counter {
     const auto found = counts_.find(static_cast<std::int64_t>(w));
     return found == counts_.end() ? 0 : found->second;
   }
+
+  ratelimit::quota quota_;
+
+ private:
+  std::int64_t latest_;
+  std::map<std::int64_t, std::int64_t> counts_;
+};
+
+class fixed_window : public window_counts<fixed_window> {
+ public:
+  static constexpr int windows_back = 0;
+  using window_counts::window_counts;
+
+  bool admits(std::int64_t t, std::int64_t cost) const {
+    return i128{count(window(t))} + cost <= quota_.limit;
+  }
+};
+
+/// Weighs the window before by the part of it still inside the sliding period:
+/// `prev·(period − e) + (curr + cost)·period <= limit·period`.
+class sliding_window_counter : public window_counts<sliding_window_counter> {
+ public:
+  static constexpr int windows_back = 1;
+  using window_counts::window_counts;
+
   bool admits(std::int64_t t, std::int64_t cost) const {
     const i128 period = quota_.period.count();
     const i128 w = window(t);  // wide, so that w - 1 and w·period cannot overflow
@@ -247,18 +241,6 @@ class sliding_window_counter {
         (static_cast<u128>(count(w)) + static_cast<u128>(cost)) * static_cast<u128>(period);
     return weighted <= static_cast<u128>(quota_.limit) * static_cast<u128>(period);
   }
-
-  /// Windows before the one before the latest can never weigh again: dropping them keeps
-  /// lookups cheap.
-  void forget_old_windows() {
-    while (!counts_.empty() && counts_.begin()->first < i128{latest_} - 1) {
-      counts_.erase(counts_.begin());
-    }
-  }
-
-  ratelimit::quota quota_;
-  std::int64_t latest_;
-  std::map<std::int64_t, std::int64_t> counts_;
 };
 
 }  // namespace ratelimit_test::model
