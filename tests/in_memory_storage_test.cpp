@@ -347,7 +347,7 @@ TYPED_TEST(InMemoryStorage, EachStorageSeedsItsHash) {
 
 TYPED_TEST(InMemoryStorage, UsableWithoutALimiter) {
   TypeParam storage;
-  storage.template prepare<ratelimit::algorithms::token_bucket>();
+  storage.template prepare<ratelimit::algorithms::token_bucket>(quota::per_second(1));
   EXPECT_EQ(storage.size(), 0u);
   EXPECT_EQ(storage.sweep(), 0u);
   const ratelimit::decision d =

@@ -1,11 +1,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ratelimit/algorithm.hpp"
 #include "ratelimit/algorithms/fixed_window.hpp"
@@ -33,18 +36,36 @@ class basic_limiter {
   /// Throws std::invalid_argument naming the field if `q` is invalid.
   basic_limiter(ratelimit::quota q, Clock clock, Storage storage)
       : quota_(q.validated()), clock_(std::move(clock)), storage_(std::move(storage)) {
-    if constexpr (requires { storage_.template prepare<Algorithm>(); }) {
-      storage_.template prepare<Algorithm>();
+    if constexpr (requires { storage_.template prepare<Algorithm>(quota_); }) {
+      storage_.template prepare<Algorithm>(quota_);
     }
   }
 
   /// Decides whether a request of `cost` units for `key` may pass now, and consumes the
   /// units if it may. Throws std::invalid_argument only for `cost <= 0`.
   [[nodiscard]] decision try_acquire(std::string_view key, std::int64_t cost = 1) {
-    if (cost <= 0) {
-      throw std::invalid_argument("ratelimit: cost must be > 0 (got " + std::to_string(cost) + ")");
-    }
+    check_cost(cost);
     return storage_.template decide<Algorithm>(key, quota_, detail::now_nanoseconds(clock_), cost);
+  }
+
+  /// Decides several requests at one time: in one round trip where the storage can (Redis),
+  /// one after the other otherwise. Throws std::invalid_argument for a cost <= 0, before
+  /// deciding any.
+  [[nodiscard]] std::vector<decision> try_acquire_many(std::span<const request> requests) {
+    for (const request& r : requests) check_cost(r.cost);
+    std::vector<decision> out(requests.size());
+    const std::int64_t now = detail::now_nanoseconds(clock_);
+    if constexpr (requires {
+                    storage_.template decide_many<Algorithm>(requests, quota_, now, std::span{out});
+                  }) {
+      storage_.template decide_many<Algorithm>(requests, quota_, now, std::span{out});
+    } else {
+      for (std::size_t i = 0; i < requests.size(); ++i) {
+        out[i] =
+            storage_.template decide<Algorithm>(requests[i].key, quota_, now, requests[i].cost);
+      }
+    }
+    return out;
   }
 
   const ratelimit::quota& quota() const noexcept { return quota_; }
@@ -52,6 +73,12 @@ class basic_limiter {
   Storage& storage() noexcept { return storage_; }
 
  private:
+  static void check_cost(std::int64_t cost) {
+    if (cost <= 0) {
+      throw std::invalid_argument("ratelimit: cost must be > 0 (got " + std::to_string(cost) + ")");
+    }
+  }
+
   ratelimit::quota quota_;
   Clock clock_;
   Storage storage_;

@@ -10,6 +10,12 @@
 
 namespace ratelimit {
 
+/// One request of a batch: `try_acquire_many`.
+struct request {
+  std::string_view key;
+  std::int64_t cost = 1;
+};
+
 /// Where per-key state lives, and what makes one decision atomic. A storage receives the
 /// algorithm as a type, not a closure, because a remote store runs the algorithm's own
 /// server-side version rather than C++.
@@ -19,9 +25,13 @@ namespace ratelimit {
 /// | `s.template decide<A>(key, q, now, c)` | `decision` | runs `A::step` on `key`'s     |
 /// |                                        |            | state (`A::fresh` if none) as |
 /// |                                        |            | one atomic read-modify-write  |
-/// | `s.template prepare<A>()` (optional)   |            | called once by a limiter's    |
-/// |                                        |            | constructor, to allocate up   |
-/// |                                        |            | front                         |
+/// | `s.template prepare<A>(q)` (optional)  |            | called once by a limiter's    |
+/// |                                        |            | constructor: allocate up      |
+/// |                                        |            | front, or throw               |
+/// |                                        |            | std::invalid_argument for a   |
+/// |                                        |            | quota the storage can't serve |
+/// | `s.template decide_many<A>(requests,`  |            | optional: decides a batch at  |
+/// | `  q, now, out)`                       |            | once (one round trip)         |
 ///
 /// `now` is int64 nanoseconds since the clock's epoch. Thread safety is the storage's to
 /// state; a limiter is as thread-safe as its storage (and its clock).

@@ -199,7 +199,7 @@ class basic_in_memory_storage {
 
   /// Allocates the tables of `A` now rather than on the first decision.
   template <algorithm A>
-  void prepare() {
+  void prepare(const quota&) {
     table<A>();
   }
 

@@ -1,0 +1,377 @@
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ratelimit/algorithm.hpp"
+#include "ratelimit/decision.hpp"
+#include "ratelimit/detail/wide_math.hpp"
+#include "ratelimit/quota.hpp"
+#include "ratelimit/storage.hpp"
+#include "ratelimit/storage/in_memory.hpp"
+#include "ratelimit/storage/redis/circuit_breaker.hpp"
+#include "ratelimit/storage/redis/connection_pool.hpp"
+#include "ratelimit/storage/redis/deny_cache.hpp"
+#include "ratelimit/storage/redis/key_name.hpp"
+#include "ratelimit/storage/redis/reply.hpp"
+#include "ratelimit/storage/redis/scripts.hpp"
+#include "ratelimit/storage/redis/sha1.hpp"
+
+namespace ratelimit {
+
+/// What a decision is when Redis cannot make it (down, slow, refusing). Whatever the
+/// policy, a key Redis rejected stays rejected for its retry_after, and the decision says
+/// `degraded`.
+enum class failure_policy {
+  fail_open,       ///< admit: availability first
+  fail_closed,     ///< reject, retry_after = the probe interval: protection first
+  local_fallback,  ///< decide in this process, on the quota divided by fallback_instances
+};
+
+/// Whose clock a decision reads.
+enum class time_source {
+  server,  ///< the script reads Redis's TIME: app servers with skewed clocks agree
+  client,  ///< the limiter's clock: deterministic, as tests need
+};
+
+struct redis_options {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  /// Bounds a whole decision: waiting for a connection, connecting, the command.
+  std::chrono::milliseconds timeout{50};
+  /// Starts every key; must not contain `{` or `}`, which would move the cluster slot.
+  std::string key_prefix = "ratelimit:";
+  failure_policy on_failure = failure_policy::fail_open;
+  time_source time = time_source::server;
+  /// Connections shared by every thread using the storage and its copies.
+  std::size_t pool_size = 8;
+  /// local_fallback: how many processes share the quota while Redis is away. Each one then
+  /// allows limit / fallback_instances and burst / fallback_instances (at least 1).
+  std::int64_t fallback_instances = 1;
+  /// Failures in a row after which calls stop waiting for Redis (the breaker opens) ...
+  int breaker_threshold = 3;
+  /// ... and the time until one call probes it again; one probe per interval, so
+  /// reconnection attempts never hammer a server that is down.
+  std::chrono::milliseconds probe_interval{500};
+  /// Rejections remembered for the failure policy (rounded up to a power of two).
+  std::size_t deny_cache_slots = 4096;
+  /// time_source::client: the unit the scripts count time in. 1ns gives decisions identical
+  /// to the in-memory storage's, for clocks whose values stay below 2^52 ns (manual_clock,
+  /// or steady_clock for 52 days of uptime); 1us (the default) suits system_clock.
+  std::chrono::nanoseconds client_time_unit = std::chrono::microseconds{1};
+  /// time_source::client: added to every key's TTL. The clients' clocks are not Redis's:
+  /// a key must outlive its state however differently they run.
+  std::chrono::milliseconds client_ttl_slack = std::chrono::minutes{1};
+};
+
+/// Per-key state in Redis, shared by every process that uses the same server and prefix.
+/// One decision is one EVALSHA of the algorithm's Lua twin (storage/redis/scripts.hpp):
+/// the read-modify-write runs atomically on the server, with a TTL set in the same script.
+/// A script the server lost (restart, failover, SCRIPT FLUSH) is loaded again and the call
+/// retried once; a call that failed otherwise is never replayed, since it may have run.
+///
+/// Failures never throw and never block longer than `timeout`: the failure policy decides,
+/// and a circuit breaker stops paying the timeout while Redis is down.
+///
+/// A copyable handle: copies share one connection pool, breaker and deny cache. Thread-safe.
+class redis_storage {
+ public:
+  explicit redis_storage(redis_options options = {})
+      : shared_(std::make_shared<shared>(validated(std::move(options)))) {}
+
+  /// Throws std::invalid_argument, naming the field, for a quota the scripts can't decide
+  /// exactly (their numbers are doubles: every value must stay below 2^53).
+  template <algorithm A>
+  void prepare(const quota& q) const {
+    detail::redis::script<A>::check(q, unit_ns());
+  }
+
+  template <algorithm A>
+  decision decide(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost) {
+    const request one{key, cost};
+    decision d;
+    decide_many<A>(std::span{&one, 1}, q, now, std::span{&d, 1});
+    return d;
+  }
+
+  /// Decides every request in one pipelined round trip; `out` gets one decision each.
+  /// Decides every request in one pipelined round trip; `out` gets one decision each.
+  template <algorithm A>
+  void decide_many(std::span<const request> requests, const quota& q, std::int64_t now,
+                   std::span<decision> out) {
+    shared& s = *shared_;
+    // Which requests Redis decided; a buffer per thread, so that no call allocates.
+    thread_local std::vector<char> decided;
+    decided.assign(requests.size(), false);
+    const auto started = detail::redis::clock::now();
+    if (s.breaker.allow(started)) {
+      if (run<A>(s, requests, q, now, started + s.options.timeout, out, decided)) {
+        s.breaker.succeeded();
+      } else {
+        s.breaker.failed(detail::redis::clock::now());
+      }
+    }
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (!decided[i]) {
+        out[i] = without_backend<A>(s, requests[i], q, now);
+      } else if (out[i].allowed) {
+        s.denied.forget(script<A>::name, requests[i].key);
+      } else if (out[i].retry_after != std::chrono::nanoseconds::max()) {
+        // A request too large to ever pass says nothing about the key's smaller ones.
+        s.denied.remember(script<A>::name, requests[i].key,
+                          detail::saturating_add(now, out[i].retry_after.count()));
+      }
+    }
+  }
+
+  /// Whether Redis is deemed away: the breaker is open and the failure policy decides.
+  bool degraded() const { return shared_->breaker.open(); }
+
+  const redis_options& options() const noexcept { return shared_->options; }
+
+ private:
+  struct shared {
+    explicit shared(redis_options o)
+        : options(std::move(o)),
+          pool(options.host, options.port, options.pool_size),
+          breaker(options.breaker_threshold, options.probe_interval),
+          denied(options.deny_cache_slots) {}
+
+    redis_options options;
+    detail::redis::connection_pool pool;
+    detail::redis::circuit_breaker breaker;
+    detail::redis::deny_cache denied;
+    in_memory_storage local;
+  };
+
+  template <algorithm A>
+  using script = detail::redis::script<A>;
+
+  template <algorithm A>
+  static const std::string& sha() {
+    static const std::string digest = detail::redis::sha1_hex(script<A>::source);
+    return digest;
+  }
+
+  std::int64_t unit_ns() const noexcept {
+    return shared_->options.time == time_source::server ? 1000
+                                                        : shared_->options.client_time_unit.count();
+  }
+
+  /// The ARGV every request of one call shares: time, quota, unit, TTL slack.
+  struct arguments {
+    arguments(const redis_storage& storage, const quota& q, std::int64_t now) : quota(q) {
+      const redis_options& o = storage.shared_->options;
+      const std::int64_t unit = storage.unit_ns();
+      if (o.time == time_source::client) format(now_, detail::floor_div(now, unit));
+      format(limit_, q.limit);
+      format(period_, q.period.count() / unit);
+      format(burst_, q.burst);
+      format(unit_, unit);
+      format(slack_, o.time == time_source::client ? o.client_ttl_slack.count() : 0);
+      prefix = o.key_prefix;
+      capacity = std::max(q.limit, q.burst);
+      unit_ns = unit;
+    }
+
+    const ratelimit::quota& quota;
+    std::string_view prefix;
+    std::int64_t capacity;
+    std::int64_t unit_ns;
+    std::string_view now() const { return now_.view(); }
+    std::string_view limit() const { return limit_.view(); }
+    std::string_view period() const { return period_.view(); }
+    std::string_view burst() const { return burst_.view(); }
+    std::string_view unit() const { return unit_.view(); }
+    std::string_view slack() const { return slack_.view(); }
+
+   private:
+    struct number {
+      std::array<char, 24> digits{};
+      std::size_t size = 0;
+      std::string_view view() const { return {digits.data(), size}; }
+    };
+    static void format(number& n, std::int64_t v) {
+      n.size = static_cast<std::size_t>(
+          std::to_chars(n.digits.data(), n.digits.data() + n.digits.size(), v).ptr -
+          n.digits.data());
+    }
+    number now_, limit_, period_, burst_, unit_, slack_;
+  };
+
+  /// Runs the requests' scripts in one pipeline, marking in `decided` those Redis decided;
+  /// true if it decided them all.
+  template <algorithm A>
+  bool run(shared& s, std::span<const request> requests, const quota& q, std::int64_t now,
+           detail::redis::clock::time_point deadline, std::span<decision> out,
+           std::vector<char>& decided) {
+    auto lease = s.pool.acquire(deadline);
+    if (!lease) return false;
+    const arguments args(*this, q, now);
+    // The requests to run: all of them, then those whose script the server had lost (they
+    // did not run, so they are safe to run again once it is loaded). A request that failed
+    // otherwise is never run again: it may have run.
+    thread_local std::vector<std::size_t> pending;
+    pending.resize(requests.size());
+    std::iota(pending.begin(), pending.end(), std::size_t{0});
+    for (int attempt = 0; attempt < 2 && !pending.empty(); ++attempt) {
+      if ((attempt == 1 && !load<A>(*lease, deadline)) ||
+          !exchange<A>(*lease, args, requests, pending, deadline, out, decided)) {
+        lease.break_off();  // a timeout or an I/O error: what the connection holds is unknown
+        return false;
+      }
+    }
+    return std::all_of(decided.begin(), decided.end(), [](char d) { return d != 0; });
+  }
+
+  /// Sends the scripts of `requests[pending]` and reads their replies into `out`, keeping in
+  /// `pending` those whose script was lost. False if the connection failed.
+  template <algorithm A>
+  static bool exchange(detail::redis::connection& c, const arguments& args,
+                       std::span<const request> requests, std::vector<std::size_t>& pending,
+                       detail::redis::clock::time_point deadline, std::span<decision> out,
+                       std::vector<char>& decided) {
+    // Sending every few commands lets the server start on them while the rest are formatted.
+    constexpr std::size_t chunk = 16;
+    for (std::size_t n = 0; n < pending.size(); ++n) {
+      append<A>(c, args, requests[pending[n]]);
+      if ((n + 1) % chunk == 0 && !c.flush(deadline)) return false;
+    }
+    if (!c.flush(deadline)) return false;
+    std::size_t lost = 0;
+    for (const std::size_t i : pending) {
+      redisReply* reply = c.receive(deadline);
+      if (reply == nullptr) return false;
+      const detail::redis::decoded d = detail::redis::decode(reply, args.quota, args.unit_ns);
+      freeReplyObject(reply);
+      out[i] = d.value;
+      decided[i] = d.result == detail::redis::outcome::decided;
+      if (d.result == detail::redis::outcome::noscript) pending[lost++] = i;
+    }
+    pending.resize(lost);
+    return true;
+  }
+
+  template <algorithm A>
+  static void append(detail::redis::connection& c, const arguments& args, const request& r) {
+    // Key names live in buffers reused across calls: no allocation once they have grown.
+    thread_local std::array<std::string, 2> names;
+    for (int k = 0; k < script<A>::keys; ++k) {
+      detail::redis::key_name(names[static_cast<std::size_t>(k)], args.prefix, script<A>::name,
+                              k + 1, r.key);
+    }
+    // Costs above every capacity are "never" for every algorithm; the script needs only
+    // to see one that is too large, and one that fits in its doubles.
+    std::array<char, 24> cost_digits{};
+    const std::int64_t cost = std::min(r.cost, args.capacity + 1);
+    const auto cost_end =
+        std::to_chars(cost_digits.data(), cost_digits.data() + cost_digits.size(), cost).ptr;
+    std::array<char, 24> keys_digits{};
+    keys_digits[0] = static_cast<char>('0' + script<A>::keys);
+
+    std::array<std::string_view, 13> argv;
+    std::size_t argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = sha<A>();
+    argv[argc++] = {keys_digits.data(), 1};
+    for (int k = 0; k < script<A>::keys; ++k) argv[argc++] = names[static_cast<std::size_t>(k)];
+    argv[argc++] = args.now();
+    argv[argc++] = args.limit();
+    argv[argc++] = args.period();
+    argv[argc++] = args.burst();
+    argv[argc++] = {cost_digits.data(), static_cast<std::size_t>(cost_end - cost_digits.data())};
+    argv[argc++] = args.unit();
+    argv[argc++] = args.slack();
+    c.append(std::span{argv.data(), argc});
+  }
+
+  template <algorithm A>
+  static bool load(detail::redis::connection& c, detail::redis::clock::time_point deadline) {
+    const std::array<std::string_view, 3> argv{"SCRIPT", "LOAD", script<A>::source};
+    c.append(argv);
+    if (!c.flush(deadline)) return false;
+    redisReply* reply = c.receive(deadline);
+    if (reply == nullptr) return false;
+    const bool loaded =
+        reply->type == REDIS_REPLY_STRING && std::string_view{reply->str, reply->len} == sha<A>();
+    freeReplyObject(reply);
+    return loaded;
+  }
+
+  template <algorithm A>
+  static decision without_backend(shared& s, const request& r, const quota& q, std::int64_t now) {
+    decision d{.limit = q.limit, .degraded = true};
+    if (const std::int64_t until = s.denied.rejected_until(script<A>::name, r.key); until > now) {
+      d.retry_after = d.reset_after = std::chrono::nanoseconds{until - now};
+      return d;
+    }
+    switch (s.options.on_failure) {
+      case failure_policy::fail_open:
+        d.allowed = true;
+        break;
+      case failure_policy::fail_closed:
+        d.retry_after = s.options.probe_interval;
+        break;
+      case failure_policy::local_fallback: {
+        const std::int64_t n = s.options.fallback_instances;
+        const quota share{std::max<std::int64_t>(q.limit / n, 1), q.period,
+                          std::max<std::int64_t>(q.burst / n, 1)};
+        d = s.local.decide<A>(r.key, share, now, r.cost);
+        d.limit = q.limit;
+        d.degraded = true;
+        break;
+      }
+    }
+    return d;
+  }
+
+  static redis_options validated(redis_options o) {
+    const auto fail = [](const std::string& what) {
+      throw std::invalid_argument("ratelimit::redis_options: " + what);
+    };
+    if (o.key_prefix.find_first_of("{}") != std::string::npos) {
+      fail("key_prefix must not contain '{' or '}' (got \"" + o.key_prefix + "\")");
+    }
+    if (o.port <= 0 || o.port > 65535)
+      fail("port must be in [1, 65535] (got " + std::to_string(o.port) + ")");
+    if (o.timeout.count() <= 0)
+      fail("timeout must be > 0ms (got " + std::to_string(o.timeout.count()) + "ms)");
+    if (o.pool_size == 0) fail("pool_size must be > 0 (got 0)");
+    if (o.fallback_instances <= 0) {
+      fail("fallback_instances must be > 0 (got " + std::to_string(o.fallback_instances) + ")");
+    }
+    if (o.breaker_threshold <= 0) {
+      fail("breaker_threshold must be > 0 (got " + std::to_string(o.breaker_threshold) + ")");
+    }
+    if (o.probe_interval.count() <= 0) {
+      fail("probe_interval must be > 0ms (got " + std::to_string(o.probe_interval.count()) + "ms)");
+    }
+    // TTLs are in milliseconds: a unit that divides one converts exactly.
+    if (o.client_time_unit.count() <= 0 || 1'000'000 % o.client_time_unit.count() != 0) {
+      fail("client_time_unit must divide one millisecond (got " +
+           std::to_string(o.client_time_unit.count()) + "ns)");
+    }
+    if (o.client_ttl_slack.count() < 0) {
+      fail("client_ttl_slack must be >= 0ms (got " + std::to_string(o.client_ttl_slack.count()) +
+           "ms)");
+    }
+    return o;
+  }
+
+  std::shared_ptr<shared> shared_;
+};
+
+}  // namespace ratelimit
