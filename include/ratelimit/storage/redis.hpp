@@ -248,7 +248,9 @@ class redis_storage {
     constexpr std::size_t chunk = 16;
     for (std::size_t n = 0; n < pending.size(); ++n) {
       append<A>(c, args, requests[pending[n]]);
-      if ((n + 1) % chunk == 0 && !c.flush(deadline)) return false;
+      if ((n + 1) % chunk == 0 && (!c.flush(deadline) || detail::redis::clock::now() >= deadline)) {
+        return false;
+      }
     }
     if (!c.flush(deadline)) return false;
     std::size_t lost = 0;
