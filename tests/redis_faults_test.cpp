@@ -59,7 +59,7 @@ using bucket = redis_limiter<algorithms::token_bucket>;
 constexpr std::chrono::milliseconds timeout{50};
 /// "A few ms" past the timeout: the thread that timed out has to be scheduled again, on a
 /// machine of 2 shared cores, maybe under a sanitizer.
-constexpr std::chrono::milliseconds slack{5};
+constexpr std::chrono::milliseconds slack{10};
 constexpr std::chrono::milliseconds probe_interval{30};
 
 redis_options fault_options(const redis_server& server, failure_policy policy) {
