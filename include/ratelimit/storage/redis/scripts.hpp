@@ -75,7 +75,7 @@ inline std::string in_units(std::int64_t units, std::int64_t unit_ns) {
 /// The checks every script needs; returns `q.period` in units of `unit_ns`.
 inline std::int64_t period_in_units(std::string_view algorithm, const quota& q,
                                     std::int64_t unit_ns) {
-  q.validated();
+  static_cast<void>(q.validated());
   if (unit_ns <= 0 || 1'000'000 % unit_ns != 0) {
     reject_quota(algorithm, "unit_ns must divide 1000000 (got " + std::to_string(unit_ns) + ")");
   }
@@ -90,7 +90,7 @@ inline std::int64_t period_in_units(std::string_view algorithm, const quota& q,
   return period;
 }
 
-/// Throws unless `field` (its value `value`) is below 2^53, and so passes exactly.
+/// Throws unless `value`, of the field `field`, is below 2^53: it reaches a script exactly.
 inline void check_exact(std::string_view algorithm, const char* field, std::int64_t value) {
   if (value >= exact_below) {
     reject_quota(algorithm,
