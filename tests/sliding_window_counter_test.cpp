@@ -115,6 +115,18 @@ TEST(SlidingWindowCounter, RemainingRoundsTheWeightedCountAgainstTheCaller) {
   EXPECT_TRUE(counter::step(s, q, 16'666'666'667, 1).allowed);
 }
 
+TEST(SlidingWindowCounter, AStateCountedUnderALargerQuotaLeavesNothingRemaining) {
+  // 10 counted under 10 per 10s, then read under 2 per 10s at 15s: they weigh 5 against a
+  // capacity of 2. Nothing remains (not 2^64 minus something), and the wait is for their
+  // weight to fall to 1: until 19s.
+  auto s = counter::fresh(quota::per(10, 10s), 0);
+  ASSERT_EQ(admitted_of<counter>(s, quota::per(10, 10s), 5 * seconds, 10), 10);
+  const decision d = counter::step(s, quota::per(2, 10s), 15 * seconds, 1);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.remaining, 0);
+  EXPECT_EQ(d.retry_after, 4s);
+}
+
 TEST(SlidingWindowCounter, CostAboveTheLimitIsNeverAdmittedAndConsumesNothing) {
   const quota q = quota::per(3, 10s);
   auto s = counter::fresh(q, 0);

@@ -52,8 +52,11 @@ struct sliding_window_counter {
     } else {
       d.retry_after = detail::wait_until(admitted_from(s, window, q.limit, cost), now);
     }
-    const auto free =
-        static_cast<std::int64_t>(detail::divide(capacity - carried, unsigned_period).quotient);
+    // `carried` exceeds `capacity` only when the quota shrank under a stored state.
+    const auto free = carried < capacity
+                          ? static_cast<std::int64_t>(
+                                detail::divide(capacity - carried, unsigned_period).quotient)
+                          : 0;
     d.remaining = std::max<std::int64_t>(free - s.current, 0);
     if (s.current > 0) {
       d.reset_after = detail::wait_until(window.end() + period, now);

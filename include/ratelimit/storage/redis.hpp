@@ -181,7 +181,9 @@ class redis_storage {
       format(period_, q.period.count() / unit);
       format(burst_, q.burst);
       format(unit_, unit);
-      format(slack_, o.time == time_source::client ? o.client_ttl_slack.count() : 0);
+      // Server time is read in microseconds, expiry counts whole milliseconds from the
+      // command's start: without a millisecond of slack a key could expire early.
+      format(slack_, o.time == time_source::client ? o.client_ttl_slack.count() : 1);
       prefix = o.key_prefix;
       capacity = std::max(q.limit, q.burst);
       unit_ns = unit;

@@ -27,7 +27,7 @@
 /// | 1    | now in units (decimal), or empty: the script reads `TIME`, in microseconds |
 /// | 2..5 | limit, period in units, burst, cost (1 <= cost <= min(limit, burst))      |
 /// | 6    | unit_ns (divides 1'000'000)                                               |
-/// | 7    | TTL slack in milliseconds, added to every TTL (0 with server time)        |
+/// | 7    | TTL slack in milliseconds, added to every TTL (1 with server time)        |
 /// The reply is `{allowed (1/0), remaining, retry_after, reset_after, delay}`, the last
 /// three in units, -1 for "never" (nanoseconds::max() in C++). A key whose state is fresh
 /// again is deleted; any other key written gets a TTL of `reset_after` (rounded up to the
