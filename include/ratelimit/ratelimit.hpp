@@ -10,6 +10,7 @@
 #include "ratelimit/algorithms/sliding_window_counter.hpp"
 #include "ratelimit/algorithms/token_bucket.hpp"
 #include "ratelimit/clock.hpp"
+#include "ratelimit/coarse_clock.hpp"
 #include "ratelimit/decision.hpp"
 #include "ratelimit/limiter.hpp"
 #include "ratelimit/quota.hpp"
