@@ -1,6 +1,10 @@
 // What one decision costs, for each algorithm: the math alone, one hot key through a
 // limiter, 10^6 keys in random order, and the baselines these are judged against (a clock
-// read, a std::unordered_map lookup), all in one run so that their ratios hold.
+// read, a std::unordered_map lookup), all in one run so that their ratios hold. Each
+// limiter row runs on three clocks (steady_clock, coarse_steady_clock, and manual_clock,
+// the time supplied) and on both in-memory storages (sharded and locked, and
+// in_memory_storage_st without locks: `/no_lock`); one hot key also with two threads, on
+// one key and on a key each.
 //
 // Each benchmark reports `allowed`, the fraction of its requests admitted: an admission
 // and a rejection take different paths, so a number means little without its mix.
@@ -8,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +30,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using ratelimit::coarse_steady_clock;
 using ratelimit::manual_clock;
 using ratelimit::quota;
 using std::chrono::nanoseconds;
@@ -34,6 +40,14 @@ using std::chrono::steady_clock;
 // constructor to basic_limiter, so one template covers all five algorithms.
 template <class Algorithm, class Clock, class Storage = ratelimit::in_memory_storage>
 using limiter = ratelimit::basic_limiter<Algorithm, Clock, Storage>;
+
+/// The clock's segment of a benchmark's name.
+template <class Clock>
+constexpr const char* clock_name = "steady_clock";
+template <>
+constexpr const char* clock_name<manual_clock> = "manual_clock";
+template <>
+constexpr const char* clock_name<coarse_steady_clock> = "coarse_clock";
 
 void report_allowed(benchmark::State& state, std::int64_t allowed) {
   state.counters["allowed"] =
@@ -48,6 +62,11 @@ void report_allowed(benchmark::State& state, std::int64_t allowed) {
 /// `period`; with steady_clock requests arrive as fast as the loop runs (a few tens of
 /// ns apart), so `steady_period` sets the rate instead. The math costs the same whatever
 /// the period: only the mix of admissions and rejections matters, and `allowed` shows it.
+///
+/// coarse_steady_clock moves in ticks of 1-4 ms: between two ticks every request sees the
+/// same time, and a tick brings a whole tick's worth of units at once. So its quota has
+/// steady_clock's rate over `coarse_period`, longer than a tick, so that the burst holds
+/// what a tick brings and each load keeps its mix (see coarse_quota).
 struct load {
   const char* name;
   nanoseconds step;
@@ -66,6 +85,30 @@ constexpr load loads[] = {
 };
 
 constexpr std::string_view hot_key = "user:123456";
+
+/// distinct_keys/...: thread i decides on key i, so that two threads meet on nothing but
+/// the limiter and, one time in 64 (the shards' count; the hash is seeded per storage),
+/// a shard's lock.
+constexpr std::array<std::string_view, 2> thread_keys = {hot_key, "user:654321"};
+
+/// Longer than coarse_steady_clock's longest tick (4 ms), and a whole number of each
+/// load's steady_period over 1000.
+constexpr nanoseconds coarse_period = 8ms;
+
+/// The quota a hot key gets under `l` with Clock: the rate is steady_clock's for every
+/// clock but manual_clock, which supplies the time in steps.
+template <class Clock>
+quota hot_quota(const load& l) {
+  if constexpr (std::is_same_v<Clock, manual_clock>) {
+    return quota::per(units, period);
+  } else if constexpr (std::is_same_v<Clock, coarse_steady_clock>) {
+    // 800'000, 80'000 and 800 units per 8 ms: steady_clock's rate, in a burst that holds
+    // two 4 ms ticks' worth.
+    return quota::per(units * coarse_period / l.steady_period, coarse_period);
+  } else {
+    return quota::per(units, l.steady_period);
+  }
+}
 
 template <class Algorithm>
 void math(benchmark::State& state, load l) {
@@ -91,19 +134,22 @@ void math(benchmark::State& state, load l) {
 template <class Limiter>
 std::unique_ptr<Limiter> shared_limiter;
 
+/// One key, or with `key_per_thread` one key per thread, all on one limiter.
 template <class Algorithm, class Clock, class Storage>
-void hot(benchmark::State& state, load l) {
+void hot(benchmark::State& state, load l, bool key_per_thread) {
   using limiter_type = limiter<Algorithm, Clock, Storage>;
   constexpr bool manual = std::is_same_v<Clock, manual_clock>;
   if (state.thread_index() == 0) {
-    const quota q = manual ? quota::per(units, period) : quota::per(units, l.steady_period);
-    shared_limiter<limiter_type> = std::make_unique<limiter_type>(q, Clock(), Storage());
+    shared_limiter<limiter_type> =
+        std::make_unique<limiter_type>(hot_quota<Clock>(l), Clock(), Storage());
   }
+  const std::string_view key =
+      key_per_thread ? thread_keys.at(static_cast<std::size_t>(state.thread_index())) : hot_key;
   std::int64_t allowed = 0;
   for (auto _ : state) {
     limiter_type& lim = *shared_limiter<limiter_type>;
     if constexpr (manual) lim.clock().advance(l.step);
-    const ratelimit::decision d = lim.try_acquire(hot_key);
+    const ratelimit::decision d = lim.try_acquire(key);
     allowed += d.allowed;
     benchmark::DoNotOptimize(d);
   }
@@ -183,14 +229,14 @@ const key_load key_loads[] = {
 /// With manual_clock, 10^7 requests a second in all.
 constexpr nanoseconds many_keys_step = 100ns;
 
-template <class Algorithm, class Clock>
+template <class Algorithm, class Clock, class Storage>
 void many_keys(benchmark::State& state, const std::string& name, quota q) {
-  using limiter_type = limiter<Algorithm, Clock>;
+  using limiter_type = limiter<Algorithm, Clock, Storage>;
   constexpr bool manual = std::is_same_v<Clock, manual_clock>;
   auto& f = reuse_or_fill<limiter_type>(name, [&] {
     // Twice the keys, so that no shard reaches its share of the bound.
     auto filled = std::make_shared<filled_table<limiter_type>>(
-        limiter_type(q, Clock(), ratelimit::in_memory_storage({.max_keys = 2 * key_count})));
+        limiter_type(q, Clock(), Storage({.max_keys = 2 * key_count})));
     for (const std::string& key : keys_in_fill_order()) {
       if constexpr (manual) filled->table.clock().advance(many_keys_step);
       benchmark::DoNotOptimize(filled->table.try_acquire(key));
@@ -222,8 +268,9 @@ void many_keys(benchmark::State& state, const std::string& name, quota q) {
 // ---------------------------------------------------------------------------------------
 // Baselines.
 
-void steady_clock_now(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(steady_clock::now());
+template <class Clock>
+void clock_now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(Clock::now());
 }
 
 /// What manual_clock adds to each hot_key/.../manual_clock iteration.
@@ -235,10 +282,11 @@ void manual_clock_advance(benchmark::State& state) {
   }
 }
 
-/// With `read_clock`, each lookup follows a clock read, as in a decision. That is more
-/// than the sum of the two: steady_clock::now() orders the instruction stream (rdtscp or
-/// lfence), so a lookup can no longer overlap its cache misses with the next one's.
-template <bool read_clock>
+/// With a Clock, each lookup follows a read of it, as in a decision (`void`: no clock).
+/// That is more than the sum of the two: steady_clock::now() orders the instruction
+/// stream (rdtscp or lfence), so a lookup can no longer overlap its cache misses with the
+/// next one's.
+template <class Clock>
 void unordered_map_find(benchmark::State& state) {
   using map = std::unordered_map<std::string, std::int64_t>;
   auto& f = reuse_or_fill<map>("unordered_map_find", [] {
@@ -250,7 +298,7 @@ void unordered_map_find(benchmark::State& state) {
   const std::vector<std::string>& keys = keys_in_visiting_order();
   std::size_t i = f.next;
   for (auto _ : state) {
-    if constexpr (read_clock) benchmark::DoNotOptimize(steady_clock::now());
+    if constexpr (!std::is_void_v<Clock>) benchmark::DoNotOptimize(Clock::now());
     const auto found = f.table.find(keys[i]);
     benchmark::DoNotOptimize(found->second);
     if (++i == keys.size()) i = 0;
@@ -266,6 +314,35 @@ benchmark::internal::Benchmark* add(const std::string& name, Fn fn, Args... args
   return benchmark::RegisterBenchmark(name.c_str(), fn, args...);
 }
 
+/// hot_key/<algorithm>/<clock>/<load><suffix>, for every load and clock.
+template <class Algorithm, class Storage>
+void add_hot_rows(const std::string& algorithm, const std::string& suffix) {
+  const auto row = [&]<class Clock>(const load& l) {
+    add("hot_key/" + algorithm + "/" + clock_name<Clock> + "/" + l.name + suffix,
+        hot<Algorithm, Clock, Storage>, l, false);
+  };
+  for (const load& l : loads) {
+    row.template operator()<steady_clock>(l);
+    row.template operator()<manual_clock>(l);
+    row.template operator()<coarse_steady_clock>(l);
+  }
+}
+
+/// keys_1M/<algorithm>/<clock>/<load><suffix>, for every load and clock.
+template <class Algorithm, class Storage>
+void add_many_keys_rows(const std::string& algorithm, const std::string& suffix) {
+  const auto row = [&]<class Clock>(const key_load& l) {
+    const std::string name =
+        "keys_1M/" + algorithm + "/" + clock_name<Clock> + "/" + l.name + suffix;
+    add(name, many_keys<Algorithm, Clock, Storage>, name, l.q);
+  };
+  for (const key_load& l : key_loads) {
+    row.template operator()<steady_clock>(l);
+    row.template operator()<manual_clock>(l);
+    row.template operator()<coarse_steady_clock>(l);
+  }
+}
+
 template <class Algorithm>
 void register_algorithm(const std::string& algorithm) {
   using ratelimit::in_memory_storage;
@@ -273,39 +350,30 @@ void register_algorithm(const std::string& algorithm) {
   for (const load& l : loads) {
     add("math/" + algorithm + "/" + l.name, math<Algorithm>, l);
   }
-  for (const load& l : loads) {
-    add("hot_key/" + algorithm + "/steady_clock/" + l.name,
-        hot<Algorithm, steady_clock, in_memory_storage>, l);
-    add("hot_key/" + algorithm + "/manual_clock/" + l.name,
-        hot<Algorithm, manual_clock, in_memory_storage>, l);
-  }
-  // The lock's cost: the same over_limit load without one, then two threads meeting on it.
-  add("hot_key/" + algorithm + "/steady_clock/over_limit/no_lock",
-      hot<Algorithm, steady_clock, in_memory_storage_st>, loads[1]);
-  add("hot_key/" + algorithm + "/manual_clock/over_limit/no_lock",
-      hot<Algorithm, manual_clock, in_memory_storage_st>, loads[1]);
+  add_hot_rows<Algorithm, in_memory_storage>(algorithm, "");
+  // The lock's cost: the same without one.
+  add_hot_rows<Algorithm, in_memory_storage_st>(algorithm, "/no_lock");
+  // Two threads on one limiter, the over_limit load: on the same key, then on a key each.
   add("hot_key/" + algorithm + "/steady_clock/over_limit/two_threads",
-      hot<Algorithm, steady_clock, in_memory_storage>, loads[1])
+      hot<Algorithm, steady_clock, in_memory_storage>, loads[1], false)
       ->Threads(2)
       ->UseRealTime();
-  for (const key_load& l : key_loads) {
-    for (const bool manual : {false, true}) {
-      const std::string name =
-          "keys_1M/" + algorithm + (manual ? "/manual_clock/" : "/steady_clock/") + l.name;
-      if (manual) {
-        add(name, many_keys<Algorithm, manual_clock>, name, l.q);
-      } else {
-        add(name, many_keys<Algorithm, steady_clock>, name, l.q);
-      }
-    }
-  }
+  add("distinct_keys/" + algorithm + "/steady_clock/two_threads",
+      hot<Algorithm, steady_clock, in_memory_storage>, loads[1], true)
+      ->Threads(2)
+      ->UseRealTime();
+  add_many_keys_rows<Algorithm, in_memory_storage>(algorithm, "");
+  add_many_keys_rows<Algorithm, in_memory_storage_st>(algorithm, "/no_lock");
 }
 
 void register_all() {
-  add("baseline/steady_clock_now", steady_clock_now);
+  add("baseline/steady_clock_now", clock_now<steady_clock>);
+  add("baseline/coarse_steady_clock_now", clock_now<coarse_steady_clock>);
   add("baseline/manual_clock_advance", manual_clock_advance);
-  add("baseline/unordered_map_find/keys_1M", unordered_map_find<false>);
-  add("baseline/steady_clock_now+unordered_map_find/keys_1M", unordered_map_find<true>);
+  add("baseline/unordered_map_find/keys_1M", unordered_map_find<void>);
+  add("baseline/steady_clock_now+unordered_map_find/keys_1M", unordered_map_find<steady_clock>);
+  add("baseline/coarse_steady_clock_now+unordered_map_find/keys_1M",
+      unordered_map_find<coarse_steady_clock>);
   register_algorithm<ratelimit::algorithms::token_bucket>("token_bucket");
   register_algorithm<ratelimit::algorithms::leaky_bucket>("leaky_bucket");
   register_algorithm<ratelimit::algorithms::fixed_window>("fixed_window");
@@ -313,12 +381,32 @@ void register_all() {
   register_algorithm<ratelimit::algorithms::sliding_window_counter>("sliding_window_counter");
 }
 
+/// Seconds each repetition runs for, unless --benchmark_min_time says otherwise: Google
+/// Benchmark's default (0.5 s) would make a run of every row with
+/// --benchmark_repetitions=10 last over 20 minutes on 2 cores. 0.2 s still counts 10^6
+/// decisions or more a repetition (10^5 with 10^6 keys). A row's own MinTime() would
+/// change its name (".../min_time:0.200"), so the default is set for all rows at once.
+char default_min_time[] = "--benchmark_min_time=0.2";
+
+/// argv, with default_min_time in front unless it sets --benchmark_min_time itself.
+std::vector<char*> with_default_min_time(int argc, char** argv) {
+  std::vector<char*> out(argv, argv + argc);
+  const bool given = std::any_of(out.begin() + 1, out.end(), [](const char* arg) {
+    return std::string_view{arg}.starts_with("--benchmark_min_time");
+  });
+  if (!given) out.insert(out.begin() + 1, default_min_time);
+  out.push_back(nullptr);
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::vector<char*> args = with_default_min_time(argc, argv);
+  int count = static_cast<int>(args.size()) - 1;
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
