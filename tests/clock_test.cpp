@@ -276,6 +276,26 @@ TEST(ClockSource, LimiterRunsOnSystemClock) {
   expect_limiter_on_real_clock<std::chrono::system_clock>();
 }
 
+TEST(ClockSource, LimiterRunsOnCoarseSteadyClock) {
+  expect_limiter_on_real_clock<ratelimit::coarse_steady_clock>();
+}
+
+TEST(CoarseSteadyClock, NeverGoesBackAndLagsSteadyClockByAtMostATick) {
+  // Both count from the same boot-time epoch on Linux: the coarse one is the fine one as
+  // of the last tick. A tick is at most 10 ms at any kernel HZ; allow scheduling on top.
+  constexpr auto most_lag = std::chrono::milliseconds{50};
+  auto previous = ratelimit::coarse_steady_clock::now();
+  for (int i = 0; i < 100'000; ++i) {
+    const auto fine_before = std::chrono::steady_clock::now().time_since_epoch();
+    const auto coarse = ratelimit::coarse_steady_clock::now();
+    const auto fine_after = std::chrono::steady_clock::now().time_since_epoch();
+    ASSERT_GE(coarse, previous);
+    ASSERT_LE(coarse.time_since_epoch(), fine_after);
+    ASSERT_LE(fine_before - coarse.time_since_epoch(), most_lag);
+    previous = coarse;
+  }
+}
+
 TEST(ClockSource, DefaultClockIsSteadyClock) {
   ratelimit::token_bucket limiter{ratelimit::quota::per_second(1)};
   static_assert(std::is_same_v<decltype(limiter)::clock_type, std::chrono::steady_clock>);
