@@ -66,7 +66,7 @@ void report_allowed(benchmark::State& state, std::int64_t allowed) {
 /// coarse_steady_clock moves in ticks of 1-4 ms: between two ticks every request sees the
 /// same time, and a tick brings a whole tick's worth of units at once. So its quota has
 /// steady_clock's rate over `coarse_period`, longer than a tick, so that the burst holds
-/// what a tick brings and each load keeps its mix (see coarse_quota).
+/// what a tick brings and each load keeps its mix (see hot_quota).
 struct load {
   const char* name;
   nanoseconds step;
@@ -384,7 +384,7 @@ void register_all() {
 /// Seconds each repetition runs for, unless --benchmark_min_time says otherwise: Google
 /// Benchmark's default (0.5 s) would make a run of every row with
 /// --benchmark_repetitions=10 last over 20 minutes on 2 cores. 0.2 s still counts 10^6
-/// decisions or more a repetition (10^5 with 10^6 keys). A row's own MinTime() would
+/// decisions or more a repetition (half a million with 10^6 keys). A row's own MinTime() would
 /// change its name (".../min_time:0.200"), so the default is set for all rows at once.
 char default_min_time[] = "--benchmark_min_time=0.2";
 

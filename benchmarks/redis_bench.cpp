@@ -254,6 +254,72 @@ void concurrent(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------
+// One hot key. While Redis answers, every decision is its round trip, rejections as well:
+// the storage's deny cache (storage/redis/deny_cache.hpp) is read only for decisions Redis
+// did not make (by the failure policy); a decision Redis made only updates it afterwards
+// (`remember` on a rejection, `forget` on an admission). So the reject rows measure the
+// script's rejection path on the server, not a local answer.
+
+/// hot_key/.../allow: a quota so large that every call passes. The short period keeps the
+/// sliding log's list to the calls of the last 10 ms (a hundred or so), not a second's.
+const quota allow_all = quota::per(1'000'000, 10ms);
+
+/// hot_key/.../reject: one a day, used up before timing (or by an earlier repetition: the
+/// key outlives the limiter), so every timed call is rejected.
+const quota reject_all = quota::per(1, 24h);
+
+/// The limiter the threads of a hot-key benchmark share, as in `concurrent`.
+template <class Limiter>
+std::unique_ptr<Limiter> shared_hot_limiter;
+
+/// Opens `n` of the pool's connections before timing: `n` callers at once.
+template <class Limiter>
+void open_connections(Limiter& lim, std::size_t n) {
+  std::latch together{static_cast<std::ptrdiff_t>(n)};
+  std::vector<std::jthread> callers;
+  for (std::size_t c = 0; c < n; ++c) {
+    callers.emplace_back([&] {
+      together.arrive_and_wait();
+      warm_up(lim);
+    });
+  }
+}
+
+/// `state.threads()` threads on one limiter, on one key (`key`), or with `key_per_thread`
+/// on a key each (`key` + ":" + the thread's index). `reject`: every call rejected,
+/// else every call admitted.
+template <class Algorithm, class Clock>
+void hot_key(benchmark::State& state, time_source time, bool reject, bool key_per_thread) {
+  using limiter_type = limiter<Algorithm, Clock>;
+  const std::string key =
+      std::string(time == time_source::server ? "hot:server_time:" : "hot:client_time:") +
+      (reject ? "reject" : "allow") +
+      (key_per_thread ? ":" + std::to_string(state.thread_index()) : std::string());
+  if (state.thread_index() == 0) {
+    auto& lim = shared_hot_limiter<limiter_type>;
+    lim = std::make_unique<limiter_type>(reject ? reject_all : allow_all, Clock(),
+                                         ratelimit::redis_storage(options(time)));
+    open_connections(*lim, static_cast<std::size_t>(state.threads()));
+    // Uses up the quota of a key to reject (one call, or none if an earlier run did).
+    for (int tries = 0; reject && !key_per_thread && tries < 10; ++tries) {
+      if (!lim->try_acquire(key).allowed) break;
+    }
+  }
+  tally t;
+  {
+    latency_log log(state);
+    for (auto _ : state) {
+      const auto start = steady_clock::now();
+      const ratelimit::decision d = shared_hot_limiter<limiter_type>->try_acquire(key);
+      log.record(steady_clock::now() - start);
+      t.add(d);
+    }
+  }
+  report(state, t, 1);
+  if (state.thread_index() == 0) shared_hot_limiter<limiter_type>.reset();
+}
+
+// ---------------------------------------------------------------------------------------
 // Baselines: one bare hiredis connection, no pool, no decision.
 
 struct context_free {
@@ -561,6 +627,20 @@ void register_algorithm(const std::string& algorithm) {
       time_source::client);
   add("paired/" + algorithm + "/server_time", paired<Algorithm, steady_clock>, time_source::server);
   add("paired/" + algorithm + "/client_time", paired<Algorithm, system_clock>, time_source::client);
+  for (const bool reject : {false, true}) {
+    const std::string path = reject ? "/reject" : "/allow";
+    add("hot_key/" + algorithm + "/server_time" + path, hot_key<Algorithm, steady_clock>,
+        time_source::server, reject, false);
+    add("hot_key/" + algorithm + "/client_time" + path, hot_key<Algorithm, system_clock>,
+        time_source::client, reject, false);
+  }
+  // Two callers on one limiter, every call admitted: meeting on one key, then on a key each.
+  add("two_threads_one_key/" + algorithm + "/server_time", hot_key<Algorithm, steady_clock>,
+      time_source::server, false, false)
+      ->Threads(2);
+  add("two_threads_distinct_keys/" + algorithm + "/server_time", hot_key<Algorithm, steady_clock>,
+      time_source::server, false, true)
+      ->Threads(2);
 }
 
 constexpr std::array<std::size_t, 3> batch_sizes{16, 64, 256};
