@@ -353,15 +353,18 @@ void register_algorithm(const std::string& algorithm) {
   add_hot_rows<Algorithm, in_memory_storage>(algorithm, "");
   // The lock's cost: the same without one.
   add_hot_rows<Algorithm, in_memory_storage_st>(algorithm, "/no_lock");
-  // Two threads on one limiter, the over_limit load: on the same key, then on a key each.
-  add("hot_key/" + algorithm + "/steady_clock/over_limit/two_threads",
-      hot<Algorithm, steady_clock, in_memory_storage>, loads[1], false)
-      ->Threads(2)
-      ->UseRealTime();
-  add("distinct_keys/" + algorithm + "/steady_clock/two_threads",
-      hot<Algorithm, steady_clock, in_memory_storage>, loads[1], true)
-      ->Threads(2)
-      ->UseRealTime();
+  // Two threads on one limiter: on the same key, then on a key each; under_limit is the
+  // allow path the peers are measured on, over_limit keeps every state mid-refill.
+  for (const load& l : {loads[0], loads[1]}) {
+    add("hot_key/" + algorithm + "/steady_clock/" + l.name + "/two_threads",
+        hot<Algorithm, steady_clock, in_memory_storage>, l, false)
+        ->Threads(2)
+        ->UseRealTime();
+    add("distinct_keys/" + algorithm + "/steady_clock/" + l.name + "/two_threads",
+        hot<Algorithm, steady_clock, in_memory_storage>, l, true)
+        ->Threads(2)
+        ->UseRealTime();
+  }
   add_many_keys_rows<Algorithm, in_memory_storage>(algorithm, "");
   add_many_keys_rows<Algorithm, in_memory_storage_st>(algorithm, "/no_lock");
 }
