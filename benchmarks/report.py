@@ -281,8 +281,9 @@ class Report:
 
     # -- headline -------------------------------------------------------------------------
 
-    def headline_rows(self, algorithm):
-        """Our rows for each headline scenario, with the peer scenario each is judged by."""
+    def headline_rows(self, algorithm, coarse=True):
+        """Our rows for each headline scenario, with the peer scenario each is judged by;
+        `coarse`: also the columns on coarse_steady_clock (two scenarios a second time)."""
         d = self.decision if self.ok(self.decision) else {}
         hot = f"hot_key/{algorithm}/steady_clock/"
         return [
@@ -295,12 +296,13 @@ class Report:
              prefixed(d, f"distinct_keys/{algorithm}/steady_clock")),
             ("10^6 keys", "keys_1M", first(d, [f"keys_1M/{algorithm}/steady_clock/{load}"
                                                for load in LOADS])),
+        ] + ([
             # The same two hot paths with the clock a user can choose to make them cheap.
             ("hot key, admitted, `coarse_steady_clock`", "hot_key_allow",
              first(d, [f"hot_key/{algorithm}/coarse_clock/under_limit"])),
             ("10^6 keys, `coarse_steady_clock`", "keys_1M",
              first(d, [f"keys_1M/{algorithm}/coarse_clock/{load}" for load in LOADS])),
-        ]
+        ] if coarse else [])
 
     def best_peer(self, scenario):
         rows = [r for r in (self.peers or []) if r.get("scenario") == scenario]
@@ -599,7 +601,7 @@ class Report:
         if self.peers is None:
             self.emit(not_run("benchmarks/peers/run.sh", self.machine, "peers"), "")
             return
-        ours = {s: b for _, s, b in self.headline_rows("token_bucket")}
+        ours = {s: b for _, s, b in self.headline_rows("token_bucket", coarse=False)}
         rows = []
         for p in self.peers:
             ns = _float(p.get("ns_per_decision"))
@@ -681,12 +683,12 @@ def write_plot_inputs(report):
     written = {}
     # latency.dat: one line per algorithm (and peer), one column per scenario.
     if report.ok(report.decision):
-        peer_scenarios = [s for _, s, _ in report.headline_rows("token_bucket")]
+        peer_scenarios = [s for _, s, _ in report.headline_rows("token_bucket", coarse=False)]
         scenarios = ["hot key, admitted", "hot key, rejected", "2 threads, one key",
                      "2 threads, distinct keys", "10⁶ keys", "Redis, sequential"]
         lines = ["\t".join(["who"] + scenarios)]
         for a in algorithms_in(report.decision):
-            values = [b.ns if b else None for _, _, b in report.headline_rows(a)]
+            values = [b.ns if b else None for _, _, b in report.headline_rows(a, coarse=False)]
             seq = None
             if report.ok(report.redis) and f"sequential/{a}/server_time" in report.redis:
                 seq = report.redis[f"sequential/{a}/server_time"].ns
