@@ -13,6 +13,7 @@
 #include "ratelimit/coarse_clock.hpp"
 #include "ratelimit/decision.hpp"
 #include "ratelimit/limiter.hpp"
+#include "ratelimit/multi_limiter.hpp"
 #include "ratelimit/quota.hpp"
 #include "ratelimit/storage.hpp"
 #include "ratelimit/storage/in_memory.hpp"

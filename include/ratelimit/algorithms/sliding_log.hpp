@@ -57,6 +57,14 @@ struct sliding_log {
       return true;
     }
 
+    /// Undoes the latest push, of `cost`: it was merged into, or became, the newest stamp.
+    void take_back(std::int64_t cost) noexcept {
+      stamp& newest = ring_[(head_ + size_ - 1) & (capacity_ - 1)];
+      newest.cost -= cost;
+      sum_ -= cost;
+      if (newest.cost == 0) --size_;
+    }
+
    private:
     bool grow() noexcept {
       const std::size_t capacity = std::max<std::size_t>(4, capacity_ * 2);
@@ -77,6 +85,10 @@ struct sliding_log {
   };
 
   static state fresh(const quota&, std::int64_t) noexcept { return {}; }
+
+  /// Gives back the `cost` units that the latest `step` on `log` admitted. Its state holds
+  /// the log itself, so it is undone rather than saved and restored.
+  static void refund(state& log, std::int64_t cost) noexcept { log.take_back(cost); }
 
   static decision step(state& log, const quota& q, std::int64_t now, std::int64_t cost) noexcept {
     const std::int64_t period = q.period.count();

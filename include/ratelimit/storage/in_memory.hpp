@@ -1,15 +1,20 @@
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "ratelimit/algorithm.hpp"
@@ -84,6 +89,54 @@ class sharded_table final : public algorithm_table {
     // idle keys go too.
     if (sweep_due) sweep_shard(next_idle_.fetch_add(1, std::memory_order_relaxed) & shard_mask_);
     return d;
+  }
+
+  // The pieces of a decision over several tables at once (see rule_step): where a key
+  // lives, and what a decision does on its locked shard.
+  struct place {
+    std::size_t shard;
+    key_probe probe;
+  };
+
+  place locate(std::string_view key) const noexcept {
+    const key_probe probe{key, seeded_hash(key, seed_)};
+    return {(probe.hash >> 32) & shard_mask_, probe};
+  }
+
+  Mutex& mutex(const place& p) noexcept { return shards_[p.shard].mutex; }
+
+  /// A decision's bookkeeping on a locked shard, before it looks at any entry.
+  void count_decision(const place& p, std::int64_t now) noexcept {
+    shard& s = shards_[p.shard];
+    s.last_seen.store(now, std::memory_order_relaxed);
+    if (--s.operations_until_sweep == 0) s.sweep(now);
+  }
+
+  typename key_table<typename A::state>::entry* find(const place& p) noexcept {
+    return shards_[p.shard].table.find(p.probe);
+  }
+
+  /// Adds the key with a fresh state; nullptr if it can't be stored.
+  typename key_table<typename A::state>::entry* insert_fresh(const place& p, const quota& q,
+                                                             std::int64_t now) noexcept {
+    auto* added = shards_[p.shard].table.insert(p.probe, now);
+    if (added != nullptr) {
+      added->state = A::fresh(q, now);
+      added->expires_at = now;
+    }
+    return added;
+  }
+
+  void erase(const place& p) noexcept { shards_[p.shard].table.erase(p.probe); }
+
+  /// Records `d`, just decided on the key's entry: its expiry, or its removal once fresh.
+  void settle(const place& p, typename key_table<typename A::state>::entry& e, const decision& d,
+              std::int64_t now) noexcept {
+    if (d.reset_after == std::chrono::nanoseconds::zero()) {
+      erase(p);
+    } else {
+      e.expires_at = saturating_add(now, d.reset_after.count());
+    }
   }
 
   std::size_t size() override {
@@ -178,6 +231,66 @@ class sharded_table final : public algorithm_table {
   std::atomic<std::size_t> next_idle_{0};
 };
 
+/// One rule of an all-or-nothing decision: steps the key's state in place, and can take
+/// the step back if another rule rejects the request.
+template <algorithm A, class Mutex>
+class rule_step {
+ public:
+  rule_step(sharded_table<A, Mutex>& table, std::string_view key, const quota& q)
+      : table_(table), place_(table.locate(key)), quota_(q) {}
+
+  Mutex& mutex() noexcept { return table_.mutex(place_); }
+  void count_decision(std::int64_t now) noexcept { table_.count_decision(place_, now); }
+
+  /// Makes sure the key has an entry, so that no later insertion moves the entries the
+  /// other rules are stepping. False if it can't be stored.
+  bool make_present(std::int64_t now) noexcept {
+    if (table_.find(place_) != nullptr) return true;
+    added_ = table_.insert_fresh(place_, quota_, now) != nullptr;
+    return added_;
+  }
+
+  decision step(std::int64_t now, std::int64_t cost) noexcept {
+    entry_ = table_.find(place_);
+    // An insertion of another rule's key evicted this one: the table is full.
+    if (entry_ == nullptr) return decision{.limit = quota_.limit, .retry_after = quota_.period};
+    if constexpr (std::is_trivially_copyable_v<typename A::state>) saved_ = entry_->state;
+    decision_ = A::step(entry_->state, quota_, now, cost);
+    cost_ = cost;
+    return decision_;
+  }
+
+  void take_back() noexcept {
+    if (entry_ != nullptr && decision_.allowed) {
+      if constexpr (std::is_trivially_copyable_v<typename A::state>) {
+        entry_->state = saved_;
+      } else {
+        A::refund(entry_->state, cost_);
+      }
+    }
+    if (added_) table_.erase(place_);
+  }
+
+  void settle(std::int64_t now) noexcept {
+    if (entry_ != nullptr) table_.settle(place_, *entry_, decision_, now);
+  }
+
+ private:
+  using state_type = typename A::state;
+  struct nothing {};
+
+  sharded_table<A, Mutex>& table_;
+  typename sharded_table<A, Mutex>::place place_;
+  const quota& quota_;
+  typename key_table<state_type>::entry* entry_ = nullptr;
+  bool added_ = false;
+  [[no_unique_address]] std::conditional_t<std::is_trivially_copyable_v<state_type>, state_type,
+                                           nothing>
+      saved_{};
+  decision decision_{};
+  std::int64_t cost_ = 0;
+};
+
 }  // namespace detail
 
 /// Per-key state in this process's memory, for millions of keys: keys are spread over
@@ -205,6 +318,19 @@ class basic_in_memory_storage {
   template <algorithm A>
   decision decide(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost) {
     return table<A>().decide(key, q, now, cost);
+  }
+
+  /// Decides one request of `cost` against several rules at once, all or nothing: rule i
+  /// runs algorithm `As[i]` on `keys[i]` at `quotas[i]`, and unless every rule admits the
+  /// request none consumes anything. The shards involved are locked together (in address
+  /// order, so that two such decisions can't deadlock), so no other decision sees half of
+  /// one. Rules of one algorithm need distinct keys. In a rejected set, a rule that would
+  /// have admitted the request says so (`allowed`), with the `remaining` it would have left.
+  template <algorithm... As>
+  std::array<decision, sizeof...(As)> decide_all(
+      const std::array<std::string_view, sizeof...(As)>& keys,
+      const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost) {
+    return decide_all_of<As...>(keys, quotas, now, cost, std::index_sequence_for<As...>{});
   }
 
   /// Allocates the tables of `A` now rather than on the first decision.
@@ -268,6 +394,40 @@ class basic_in_memory_storage {
     added->next = head;
     shared_->tables.store(added, std::memory_order_release);
     return added;
+  }
+
+  template <algorithm... As, std::size_t... I>
+  std::array<decision, sizeof...(As)> decide_all_of(
+      const std::array<std::string_view, sizeof...(As)>& keys,
+      const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost,
+      std::index_sequence<I...>) {
+    std::tuple<detail::rule_step<As, Mutex>...> steps{
+        detail::rule_step<As, Mutex>(table<As>(), keys[I], quotas[I])...};
+
+    // Each shard once, in address order.
+    std::array<Mutex*, sizeof...(As)> locks{&std::get<I>(steps).mutex()...};
+    std::sort(locks.begin(), locks.end(), std::less<Mutex*>{});
+    const auto last = std::unique(locks.begin(), locks.end());
+    for (auto it = locks.begin(); it != last; ++it) (*it)->lock();
+
+    (std::get<I>(steps).count_decision(now), ...);
+    std::array<decision, sizeof...(As)> out{};
+    // Every key gets its entry first: an insertion may evict or move entries, which must
+    // not happen to an entry already stepped.
+    const bool stored = (std::get<I>(steps).make_present(now) && ...);
+    if (stored) ((out[I] = std::get<I>(steps).step(now, cost)), ...);
+    const bool admitted = stored && (out[I].allowed && ...);
+    if (admitted) {
+      (std::get<I>(steps).settle(now), ...);
+    } else {
+      (std::get<I>(steps).take_back(), ...);
+    }
+
+    for (auto it = locks.begin(); it != last; ++it) (*it)->unlock();
+    // A key that can't be stored is not admitted, as in decide(); it may be, a period on.
+    if (!stored)
+      ((out[I] = decision{.limit = quotas[I].limit, .retry_after = quotas[I].period}), ...);
+    return out;
   }
 
   static in_memory_options validated(const in_memory_options& o) {
