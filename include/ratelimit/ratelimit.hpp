@@ -15,5 +15,6 @@
 #include "ratelimit/limiter.hpp"
 #include "ratelimit/multi_limiter.hpp"
 #include "ratelimit/quota.hpp"
+#include "ratelimit/quota_spec.hpp"
 #include "ratelimit/storage.hpp"
 #include "ratelimit/storage/in_memory.hpp"
