@@ -74,8 +74,9 @@ struct multi_decision {
 /// together under their shards' locks, so no other decision sees half of one.
 ///
 /// The storage must decide sets of rules atomically (`decide_all`): in_memory_storage
-/// does. Each rule keeps its own keys: the rule's index and 0x1F, then the caller's key
-/// (per_key) or nothing (global). Keys up to 126 bytes are composed without allocating.
+/// does, and redis_storage, in one script and one round trip. Each rule keeps its own keys: the
+/// rule's index and 0x1F, then the caller's key (per_key) or nothing (global). Keys up to 126 bytes
+/// are composed without allocating.
 template <clock_source Clock, class Storage, algorithm... As>
 class basic_multi_limiter {
   static_assert(sizeof...(As) > 0, "ratelimit::multi_limiter: give it at least one rule");
@@ -86,14 +87,17 @@ class basic_multi_limiter {
         s.template decide_all<As...>(keys, quotas, std::int64_t{}, std::int64_t{});
       },
       "ratelimit::multi_limiter: the storage must decide several rules at once (decide_all), "
-      "as in_memory_storage does");
+      "as in_memory_storage and redis_storage do");
 
  public:
   static constexpr std::size_t rule_count = sizeof...(As);
 
-  /// Throws std::invalid_argument naming the rule and field of an invalid quota.
+  /// Throws std::invalid_argument naming the rule and field of an invalid quota, or of
+  /// one the storage can't decide (on Redis, values must stay exact in doubles).
   basic_multi_limiter(Clock clock, Storage storage, rule<As>... rules)
-      : clock_(std::move(clock)), storage_(std::move(storage)), rules_(validated(rules)...) {}
+      : clock_(std::move(clock)),
+        storage_(std::move(storage)),
+        rules_(validated(std::move(rules), storage_)...) {}
 
   /// Decides whether a request of `cost` units for `key` passes every rule now, and
   /// consumes from all of them if it does. Throws std::invalid_argument only for `cost <= 0`.
@@ -111,9 +115,12 @@ class basic_multi_limiter {
 
  private:
   template <algorithm A>
-  static rule<A> validated(rule<A> r) {
+  static rule<A> validated(rule<A> r, Storage& storage) {
     try {
       r.limit = r.limit.validated();
+      if constexpr (requires { storage.template prepare<A>(r.limit); }) {
+        storage.template prepare<A>(r.limit);
+      }
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("ratelimit::multi_limiter: rule \"" + r.name + "\": " + e.what());
     }

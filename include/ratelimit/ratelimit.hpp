@@ -11,6 +11,7 @@
 #include "ratelimit/algorithms/token_bucket.hpp"
 #include "ratelimit/clock.hpp"
 #include "ratelimit/coarse_clock.hpp"
+#include "ratelimit/concurrency.hpp"
 #include "ratelimit/decision.hpp"
 #include "ratelimit/limiter.hpp"
 #include "ratelimit/multi_limiter.hpp"

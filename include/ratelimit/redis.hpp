@@ -6,3 +6,4 @@
 
 #include "ratelimit/ratelimit.hpp"
 #include "ratelimit/storage/redis.hpp"
+#include "ratelimit/storage/redis/concurrency.hpp"

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ratelimit/algorithm.hpp"
@@ -108,7 +110,6 @@ class redis_storage {
   }
 
   /// Decides every request in one pipelined round trip; `out` gets one decision each.
-  /// Decides every request in one pipelined round trip; `out` gets one decision each.
   template <algorithm A>
   void decide_many(std::span<const request> requests, const quota& q, std::int64_t now,
                    std::span<decision> out) {
@@ -135,6 +136,22 @@ class redis_storage {
                           detail::saturating_add(now, out[i].retry_after.count()));
       }
     }
+  }
+
+  /// Decides a request of `cost` against every rule at once, all or nothing, as
+  /// in_memory_storage::decide_all does: one EVALSHA of a script made of the rules'
+  /// scripts, which writes nothing unless every rule admits the request. In a rejected set,
+  /// a rule that would have admitted it says so, with the `remaining` it would have left.
+  ///
+  /// Each rule's key is named as a single rule's is, so rules of different keys hash to
+  /// different Redis Cluster slots (see the README). Failures never throw: the failure
+  /// policy answers for the set. Throws std::invalid_argument, naming the rule and field,
+  /// only for a quota the scripts can't decide exactly (as prepare() would).
+  template <algorithm... As>
+  std::array<decision, sizeof...(As)> decide_all(
+      const std::array<std::string_view, sizeof...(As)>& keys,
+      const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost) {
+    return decide_all_of<As...>(keys, quotas, now, cost, std::index_sequence_for<As...>{});
   }
 
   /// Whether Redis is deemed away: the breaker is open and the failure policy decides.
@@ -340,6 +357,186 @@ class redis_storage {
       }
     }
     return d;
+  }
+
+  template <class... As>
+  using multi_script = detail::redis::multi_script<As...>;
+
+  template <algorithm... As>
+  static const std::string& multi_sha() {
+    static const std::string digest = detail::redis::sha1_hex(multi_script<As...>::source());
+    return digest;
+  }
+
+  template <algorithm... As, std::size_t... I>
+  std::array<decision, sizeof...(As)> decide_all_of(
+      const std::array<std::string_view, sizeof...(As)>& keys,
+      const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost,
+      std::index_sequence<I...>) {
+    constexpr std::size_t n = sizeof...(As);
+    const std::int64_t unit = unit_ns();
+    (check_rule<As>(I, quotas[I], unit), ...);
+    shared& s = *shared_;
+    std::array<decision, n> out{};
+    bool decided = false;
+    const auto started = detail::redis::clock::now();
+    if (s.breaker.allow(started)) {
+      decided = run_all<As...>(s, keys, quotas, now, cost, started + s.options.timeout, out);
+      if (decided) {
+        s.breaker.succeeded();
+      } else {
+        s.breaker.failed(detail::redis::clock::now());
+      }
+    }
+    if (!decided) return all_without_backend<As...>(s, keys, quotas, now, cost);
+    const auto remember = [&](std::string_view name, std::string_view key, const decision& d) {
+      if (d.allowed) {
+        s.denied.forget(name, key);
+      } else if (d.retry_after != std::chrono::nanoseconds::max()) {
+        s.denied.remember(name, key, detail::saturating_add(now, d.retry_after.count()));
+      }
+    };
+    (remember(script<As>::name, keys[I], out[I]), ...);
+    return out;
+  }
+
+  template <algorithm A>
+  static void check_rule(std::size_t index, const quota& q, std::int64_t unit) {
+    try {
+      script<A>::check(q, unit);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("ratelimit::redis_storage::decide_all: rule " +
+                                  std::to_string(index) + ": " + e.what());
+    }
+  }
+
+  /// One EVALSHA of the rules' script, loading it once if the server lost it; true if
+  /// Redis decided the set (into `out`).
+  template <algorithm... As>
+  bool run_all(shared& s, const std::array<std::string_view, sizeof...(As)>& keys,
+               const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost,
+               detail::redis::clock::time_point deadline,
+               std::array<decision, sizeof...(As)>& out) {
+    constexpr std::size_t n = sizeof...(As);
+    auto lease = s.pool.acquire(deadline);
+    if (!lease) return false;
+    const redis_options& o = s.options;
+    const std::int64_t unit = unit_ns();
+    const std::array<std::string_view, n> names{script<As>::name...};
+
+    // Key names and numbers live in buffers reused across calls: no allocation once grown.
+    thread_local std::array<std::string, 32> key_names;
+    using digits = std::array<char, 24>;
+    thread_local std::array<digits, 3 + 4 * 32> numbers;
+    std::array<std::string_view, 3 + 4 + 5 * n> argv;
+    std::size_t argc = 0;
+    std::size_t used = 0;
+    const auto number = [&](std::int64_t v) {
+      digits& d = numbers[used++];
+      return std::string_view{
+          d.data(),
+          static_cast<std::size_t>(std::to_chars(d.data(), d.data() + d.size(), v).ptr - d.data())};
+    };
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = multi_sha<As...>();
+    argv[argc++] = number(static_cast<std::int64_t>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      detail::redis::key_name(key_names[i], o.key_prefix, names[i], 1, keys[i]);
+      argv[argc++] = key_names[i];
+    }
+    argv[argc++] =
+        o.time == time_source::client ? number(detail::floor_div(now, unit)) : std::string_view{};
+    argv[argc++] = number(unit);
+    argv[argc++] = number(o.time == time_source::client ? o.client_ttl_slack.count() : 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      const quota& q = quotas[i];
+      argv[argc++] = number(q.limit);
+      argv[argc++] = number(q.period.count() / unit);
+      argv[argc++] = number(q.burst);
+      // As in append(): a cost above every capacity is "never", and fits in a double.
+      argv[argc++] = number(std::min(cost, std::max(q.limit, q.burst) + 1));
+    }
+
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (attempt == 1 &&
+          !load_source(*lease, multi_script<As...>::source(), multi_sha<As...>(), deadline)) {
+        lease.break_off();
+        return false;
+      }
+      lease->append(std::span{argv.data(), argc});
+      redisReply* reply = lease->flush(deadline) ? lease->receive(deadline) : nullptr;
+      if (reply == nullptr) {
+        lease.break_off();  // a timeout or an I/O error: what the connection holds is unknown
+        return false;
+      }
+      const detail::redis::outcome result = detail::redis::decode_all(reply, quotas, unit, out);
+      freeReplyObject(reply);
+      if (result != detail::redis::outcome::noscript) {
+        return result == detail::redis::outcome::decided;
+      }
+    }
+    return false;
+  }
+
+  static bool load_source(detail::redis::connection& c, std::string_view source,
+                          std::string_view digest, detail::redis::clock::time_point deadline) {
+    const std::array<std::string_view, 3> argv{"SCRIPT", "LOAD", source};
+    c.append(argv);
+    if (!c.flush(deadline)) return false;
+    redisReply* reply = c.receive(deadline);
+    if (reply == nullptr) return false;
+    const bool loaded =
+        reply->type == REDIS_REPLY_STRING && std::string_view{reply->str, reply->len} == digest;
+    freeReplyObject(reply);
+    return loaded;
+  }
+
+  /// The set's decision without Redis. A rule whose key Redis rejected shortly before
+  /// rejects it still, whatever the policy; the other rules then report what the policy
+  /// would say of them alone (local_fallback: admitted, as nothing is consumed locally
+  /// for a set that is rejected anyway). Otherwise the policy answers for the set:
+  /// fail_open admits it, fail_closed rejects it, local_fallback decides it in this
+  /// process on every quota divided by fallback_instances, all or nothing.
+  template <algorithm... As, std::size_t N = sizeof...(As)>
+  static std::array<decision, N> all_without_backend(shared& s,
+                                                     const std::array<std::string_view, N>& keys,
+                                                     const std::array<quota, N>& quotas,
+                                                     std::int64_t now, std::int64_t cost) {
+    const std::array<std::string_view, N> names{script<As>::name...};
+    std::array<decision, N> out{};
+    bool denied = false;
+    for (std::size_t i = 0; i < N; ++i) {
+      out[i] = decision{.limit = quotas[i].limit, .degraded = true};
+      if (const std::int64_t until = s.denied.rejected_until(names[i], keys[i]); until > now) {
+        out[i].retry_after = out[i].reset_after = std::chrono::nanoseconds{until - now};
+        denied = true;
+      }
+    }
+    const failure_policy policy = s.options.on_failure;
+    if (!denied && policy == failure_policy::local_fallback) {
+      const std::int64_t n = s.options.fallback_instances;
+      std::array<quota, N> shares{};
+      for (std::size_t i = 0; i < N; ++i) {
+        const quota& q = quotas[i];
+        shares[i] = quota{std::max<std::int64_t>(q.limit / n, 1), q.period,
+                          std::max<std::int64_t>(q.burst / n, 1)};
+      }
+      out = s.local.template decide_all<As...>(keys, shares, now, cost);
+      for (std::size_t i = 0; i < N; ++i) {
+        out[i].limit = quotas[i].limit;
+        out[i].degraded = true;
+      }
+      return out;
+    }
+    for (std::size_t i = 0; i < N; ++i) {
+      if (out[i].retry_after.count() > 0) continue;  // rejected by the deny cache
+      if (policy == failure_policy::fail_closed) {
+        out[i].retry_after = s.options.probe_interval;
+      } else {
+        out[i].allowed = true;
+      }
+    }
+    return out;
   }
 
   static redis_options validated(redis_options o) {

@@ -120,8 +120,10 @@ inline void check_bucket(std::string_view algorithm, const quota& q, std::int64_
   }
 }
 
-// What every script starts with: its arguments, exact integer division, and saving state.
-inline constexpr std::string_view prelude = R"lua(
+// What every script starts with, in four parts (a multi-rule script shares the first and
+// third, and gives each rule the second and fourth): the time, the rule's arguments, exact
+// integer division, and saving state.
+inline constexpr std::string_view prelude_time = R"lua(
 -- Times are integer units below 2^52 in magnitude, and check() bounds the quota, so that
 -- every number below stays an integer below 2^53, exact in a double. States are stored as
 -- little-endian doubles (struct): exact too, and about ten times cheaper to read and write
@@ -138,8 +140,12 @@ end
 if now >= 4503599627370496 or now <= -4503599627370496 then
   return redis.error_reply('ratelimit: now must be below 2^52 in magnitude')
 end
-local limit, period, cost = ARGV[2] + 0, ARGV[3] + 0, ARGV[5] + 0
+)lua";
 
+inline constexpr std::string_view prelude_arguments =
+    "local limit, period, cost = ARGV[2] + 0, ARGV[3] + 0, ARGV[5] + 0\n";
+
+inline constexpr std::string_view prelude_arithmetic = R"lua(
 -- floor(a / b) for b > 0. math.floor(a / b) alone is exact while |a| < 2^53 (the rounding
 -- error of a / b stays below 1/b, the least distance to an integer it does not equal); the
 -- exact remainder makes the helper correct without leaning on that argument.
@@ -159,7 +165,9 @@ local function ceil_div(a, b)
   if q * b < a then q = q + 1 end
   return q
 end
+)lua";
 
+inline constexpr std::string_view prelude_state = R"lua(
 -- The TTL of a state that is fresh again `reset` (> 0) units from now, in milliseconds. A
 -- number argument reaches Redis with every digit; tostring() would use an exponent.
 local function ttl(reset)
@@ -177,6 +185,9 @@ local function save(key, old, value, reset)
   end
 end
 )lua";
+
+inline constexpr std::string_view prelude =
+    joined<prelude_time, prelude_arguments, prelude_arithmetic, prelude_state>::value;
 
 inline constexpr std::string_view token_bucket_body = R"lua(
 -- State (refilled_at, deficit): the bucket holds burst - deficit / period tokens, the
@@ -476,6 +487,7 @@ template <>
 struct script<algorithms::token_bucket> {
   static constexpr std::string_view name = "tb";
   static constexpr int keys = 1;
+  static constexpr std::string_view body = token_bucket_body;
   static constexpr std::string_view source = joined<prelude, token_bucket_body>::value;
 
   /// Throws std::invalid_argument naming the field and its value unless the script decides
@@ -490,6 +502,7 @@ template <>
 struct script<algorithms::leaky_bucket> {
   static constexpr std::string_view name = "lb";
   static constexpr int keys = 1;
+  static constexpr std::string_view body = leaky_bucket_body;
   static constexpr std::string_view source = joined<prelude, leaky_bucket_body>::value;
 
   /// Throws std::invalid_argument naming the field and its value unless the script decides
@@ -505,6 +518,7 @@ template <>
 struct script<algorithms::fixed_window> {
   static constexpr std::string_view name = "fw";
   static constexpr int keys = 1;
+  static constexpr std::string_view body = fixed_window_body;
   static constexpr std::string_view source = joined<prelude, fixed_window_body>::value;
 
   /// Throws std::invalid_argument naming the field and its value unless the script decides
@@ -519,6 +533,7 @@ template <>
 struct script<algorithms::sliding_log> {
   static constexpr std::string_view name = "sl";
   static constexpr int keys = 1;
+  static constexpr std::string_view body = sliding_log_body;
   static constexpr std::string_view source = joined<prelude, sliding_log_body>::value;
 
   /// Throws std::invalid_argument naming the field and its value unless the script decides
@@ -536,6 +551,7 @@ template <>
 struct script<algorithms::sliding_window_counter> {
   static constexpr std::string_view name = "swc";
   static constexpr int keys = 1;
+  static constexpr std::string_view body = sliding_window_counter_body;
   static constexpr std::string_view source = joined<prelude, sliding_window_counter_body>::value;
 
   /// Throws std::invalid_argument naming the field and its value unless the script decides
@@ -548,6 +564,73 @@ struct script<algorithms::sliding_window_counter> {
                                                  std::to_string(q.limit) + ", period " +
                                                  in_units(period, unit_ns) + ")");
     }
+  }
+};
+
+/// What a multi-rule script runs before its rules: the rules' commands go through
+/// `deferring`, which runs reads at once and queues writes, so that a set some rule rejects
+/// writes nothing. That is exact because no body reads a key after writing it: each reads
+/// its state, decides, then writes (the sliding log's LTRIM, RPUSH, LSET and PEXPIRE come
+/// last, after its every LRANGE, LINDEX and LLEN), and the rules' keys are distinct.
+inline constexpr std::string_view multi_deferring = R"lua(
+-- Every rule reads through this, and queues its writes here until all have decided.
+local writes = {}
+local reads = {GET = true, LRANGE = true, LINDEX = true, LLEN = true}
+local queued = {SET = true, DEL = true, LTRIM = true, RPUSH = true, LSET = true, PEXPIRE = true}
+local deferring = {error_reply = redis.error_reply, status_reply = redis.status_reply}
+function deferring.call(command, ...)
+  if reads[command] then return redis.call(command, ...) end
+  if not queued[command] then error('ratelimit: a rule ran ' .. command) end
+  writes[#writes + 1] = {command, ...}
+end
+)lua";
+
+/// The end of a multi-rule script: every rule decides on its own key and arguments; the
+/// writes run only if every rule admitted the request. ARGV: now (or empty), unit_ns, TTL
+/// slack, then limit, period, burst and cost of each rule. The reply: each rule's five
+/// integers, one after the other.
+inline constexpr std::string_view multi_main = R"lua(
+local replies, admitted = {}, true
+for i = 1, #rules do
+  local at = 3 + (i - 1) * 4
+  local reply = rules[i]({KEYS[i]}, {ARGV[1], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3],
+                                     ARGV[at + 4], ARGV[2], ARGV[3]})
+  if reply.err then return reply end
+  if reply[1] ~= 1 then admitted = false end
+  for j = 1, 5 do replies[#replies + 1] = reply[j] end
+end
+if admitted then
+  for i = 1, #writes do redis.call(unpack(writes[i])) end
+end
+return replies
+)lua";
+
+/// The script deciding rules of algorithms `As...` as one, all or nothing: one key each
+/// (KEYS[i] for rule i), the shared time read once. Each rule runs its algorithm's body
+/// unchanged, as a function whose KEYS, ARGV and redis are its own.
+template <class... As>
+struct multi_script {
+  static_assert(((script<As>::keys == 1) && ...), "multi_script: one key per rule");
+
+  static const std::string& source() {
+    static const std::string text = [] {
+      std::string out{prelude_time};
+      out.append(prelude_arithmetic).append(multi_deferring);
+      int index = 0;
+      std::string list;
+      const auto add_rule = [&](std::string_view body) {
+        const std::string name = "rule_" + std::to_string(++index);
+        out.append("\nlocal function ")
+            .append(name)
+            .append("(KEYS, ARGV)\nlocal redis = deferring\n");
+        out.append(prelude_arguments).append(prelude_state).append(body).append("end\n");
+        list.append(list.empty() ? "" : ", ").append(name);
+      };
+      (add_rule(script<As>::body), ...);
+      out.append("\nlocal rules = {").append(list).append("}\n").append(multi_main);
+      return out;
+    }();
+    return text;
   }
 };
 
