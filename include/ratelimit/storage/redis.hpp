@@ -28,6 +28,7 @@
 #include "ratelimit/storage/redis/connection_pool.hpp"
 #include "ratelimit/storage/redis/deny_cache.hpp"
 #include "ratelimit/storage/redis/key_name.hpp"
+#include "ratelimit/storage/redis/load_script.hpp"
 #include "ratelimit/storage/redis/reply.hpp"
 #include "ratelimit/storage/redis/scripts.hpp"
 #include "ratelimit/storage/redis/sha1.hpp"
@@ -158,6 +159,40 @@ class redis_storage {
   bool degraded() const { return shared_->breaker.open(); }
 
   const redis_options& options() const noexcept { return shared_->options; }
+
+  /// `o`, or std::invalid_argument naming the field and its value.
+  static redis_options validated(redis_options o) {
+    const auto fail = [](const std::string& what) {
+      throw std::invalid_argument("ratelimit::redis_options: " + what);
+    };
+    if (o.key_prefix.find_first_of("{}") != std::string::npos) {
+      fail("key_prefix must not contain '{' or '}' (got \"" + o.key_prefix + "\")");
+    }
+    if (o.port <= 0 || o.port > 65535)
+      fail("port must be in [1, 65535] (got " + std::to_string(o.port) + ")");
+    if (o.timeout.count() <= 0)
+      fail("timeout must be > 0ms (got " + std::to_string(o.timeout.count()) + "ms)");
+    if (o.pool_size == 0) fail("pool_size must be > 0 (got 0)");
+    if (o.fallback_instances <= 0) {
+      fail("fallback_instances must be > 0 (got " + std::to_string(o.fallback_instances) + ")");
+    }
+    if (o.breaker_threshold <= 0) {
+      fail("breaker_threshold must be > 0 (got " + std::to_string(o.breaker_threshold) + ")");
+    }
+    if (o.probe_interval.count() <= 0) {
+      fail("probe_interval must be > 0ms (got " + std::to_string(o.probe_interval.count()) + "ms)");
+    }
+    // TTLs are in milliseconds: a unit that divides one converts exactly.
+    if (o.client_time_unit.count() <= 0 || 1'000'000 % o.client_time_unit.count() != 0) {
+      fail("client_time_unit must divide one millisecond (got " +
+           std::to_string(o.client_time_unit.count()) + "ns)");
+    }
+    if (o.client_ttl_slack.count() < 0) {
+      fail("client_ttl_slack must be >= 0ms (got " + std::to_string(o.client_ttl_slack.count()) +
+           "ms)");
+    }
+    return o;
+  }
 
  private:
   struct shared {
@@ -321,15 +356,7 @@ class redis_storage {
 
   template <algorithm A>
   static bool load(detail::redis::connection& c, detail::redis::clock::time_point deadline) {
-    const std::array<std::string_view, 3> argv{"SCRIPT", "LOAD", script<A>::source};
-    c.append(argv);
-    if (!c.flush(deadline)) return false;
-    redisReply* reply = c.receive(deadline);
-    if (reply == nullptr) return false;
-    const bool loaded =
-        reply->type == REDIS_REPLY_STRING && std::string_view{reply->str, reply->len} == sha<A>();
-    freeReplyObject(reply);
-    return loaded;
+    return detail::redis::load_script(c, script<A>::source, sha<A>(), deadline);
   }
 
   template <algorithm A>
@@ -458,8 +485,8 @@ class redis_storage {
     }
 
     for (int attempt = 0; attempt < 2; ++attempt) {
-      if (attempt == 1 &&
-          !load_source(*lease, multi_script<As...>::source(), multi_sha<As...>(), deadline)) {
+      if (attempt == 1 && !detail::redis::load_script(*lease, multi_script<As...>::source(),
+                                                      multi_sha<As...>(), deadline)) {
         lease.break_off();
         return false;
       }
@@ -476,19 +503,6 @@ class redis_storage {
       }
     }
     return false;
-  }
-
-  static bool load_source(detail::redis::connection& c, std::string_view source,
-                          std::string_view digest, detail::redis::clock::time_point deadline) {
-    const std::array<std::string_view, 3> argv{"SCRIPT", "LOAD", source};
-    c.append(argv);
-    if (!c.flush(deadline)) return false;
-    redisReply* reply = c.receive(deadline);
-    if (reply == nullptr) return false;
-    const bool loaded =
-        reply->type == REDIS_REPLY_STRING && std::string_view{reply->str, reply->len} == digest;
-    freeReplyObject(reply);
-    return loaded;
   }
 
   /// The set's decision without Redis. A rule whose key Redis rejected shortly before
@@ -537,39 +551,6 @@ class redis_storage {
       }
     }
     return out;
-  }
-
-  static redis_options validated(redis_options o) {
-    const auto fail = [](const std::string& what) {
-      throw std::invalid_argument("ratelimit::redis_options: " + what);
-    };
-    if (o.key_prefix.find_first_of("{}") != std::string::npos) {
-      fail("key_prefix must not contain '{' or '}' (got \"" + o.key_prefix + "\")");
-    }
-    if (o.port <= 0 || o.port > 65535)
-      fail("port must be in [1, 65535] (got " + std::to_string(o.port) + ")");
-    if (o.timeout.count() <= 0)
-      fail("timeout must be > 0ms (got " + std::to_string(o.timeout.count()) + "ms)");
-    if (o.pool_size == 0) fail("pool_size must be > 0 (got 0)");
-    if (o.fallback_instances <= 0) {
-      fail("fallback_instances must be > 0 (got " + std::to_string(o.fallback_instances) + ")");
-    }
-    if (o.breaker_threshold <= 0) {
-      fail("breaker_threshold must be > 0 (got " + std::to_string(o.breaker_threshold) + ")");
-    }
-    if (o.probe_interval.count() <= 0) {
-      fail("probe_interval must be > 0ms (got " + std::to_string(o.probe_interval.count()) + "ms)");
-    }
-    // TTLs are in milliseconds: a unit that divides one converts exactly.
-    if (o.client_time_unit.count() <= 0 || 1'000'000 % o.client_time_unit.count() != 0) {
-      fail("client_time_unit must divide one millisecond (got " +
-           std::to_string(o.client_time_unit.count()) + "ns)");
-    }
-    if (o.client_ttl_slack.count() < 0) {
-      fail("client_ttl_slack must be >= 0ms (got " + std::to_string(o.client_ttl_slack.count()) +
-           "ms)");
-    }
-    return o;
   }
 
   std::shared_ptr<shared> shared_;

@@ -27,6 +27,7 @@
 #include "ratelimit/storage/redis/circuit_breaker.hpp"
 #include "ratelimit/storage/redis/connection_pool.hpp"
 #include "ratelimit/storage/redis/key_name.hpp"
+#include "ratelimit/storage/redis/load_script.hpp"
 #include "ratelimit/storage/redis/reply.hpp"
 #include "ratelimit/storage/redis/scripts.hpp"
 #include "ratelimit/storage/redis/sha1.hpp"
@@ -98,10 +99,6 @@ struct free_reply {
 };
 using reply_ptr = std::unique_ptr<redisReply, free_reply>;
 
-inline bool is_noscript(const redisReply& r) noexcept {
-  return r.type == REDIS_REPLY_ERROR && std::string_view{r.str, r.len}.starts_with("NOSCRIPT");
-}
-
 /// `EVALSHA sha 1 key args...` on `c`, whose reply it returns. If the server lost the script
 /// (restart, failover, SCRIPT FLUSH), the script did not run: it is loaded and run once
 /// more. nullptr on an I/O error, a failed load or once `deadline` has passed; what the
@@ -117,15 +114,11 @@ inline reply_ptr evalsha_one_key(connection& c, std::string_view source, std::st
     c.append(std::span{argv.data(), argc});
     if (!c.flush(deadline)) return nullptr;
     reply_ptr reply{c.receive(deadline)};
-    if (reply == nullptr || attempt == 1 || !is_noscript(*reply)) return reply;
-    const std::array<std::string_view, 3> load{"SCRIPT", "LOAD", source};
-    c.append(load);
-    if (!c.flush(deadline)) return nullptr;
-    const reply_ptr loaded{c.receive(deadline)};
-    if (loaded == nullptr || loaded->type != REDIS_REPLY_STRING ||
-        std::string_view{loaded->str, loaded->len} != sha) {
-      return nullptr;
+    if (reply == nullptr || attempt == 1 || reply->type != REDIS_REPLY_ERROR ||
+        error_outcome(reply.get()) != outcome::noscript) {
+      return reply;
     }
+    if (!load_script(c, source, sha, deadline)) return nullptr;
   }
 }
 
@@ -394,7 +387,7 @@ class redis_concurrency_limiter {
   static redis_options checked(std::int64_t max_in_flight, std::chrono::nanoseconds lease,
                                redis_options options) {
     // The storage's own checks, with its messages: it throws for what it would refuse.
-    options = redis_storage{std::move(options)}.options();
+    options = redis_storage::validated(std::move(options));
     const std::int64_t unit_ns =
         options.time == time_source::server ? 1000 : options.client_time_unit.count();
     const auto fail = [](const std::string& what) {
