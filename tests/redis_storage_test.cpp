@@ -459,6 +459,39 @@ TYPED_TEST(RedisStorage, ClientTimeDecisionsMatchInMemoryStepByStep) {
   EXPECT_GE(steps, 10'000);
 }
 
+TYPED_TEST(RedisStorage, TiersChangingUnderAKeyDecideAsInMemory) {
+  // Four tiers of one period, picked at random for each call: every upgrade and downgrade,
+  // including quotas that shrink below what a key has used. Fewer steps than a shard makes
+  // before its first sweep: a sweep (or a TTL) drops a key once it is fresh under the
+  // quota it was last decided with, which a slower tier would not call fresh yet; when each
+  // storage does so differs, and this test is about the math.
+  using A = TypeParam;
+  const std::array<quota, 4> tiers{quota::per_minute(10), quota::per_minute(100).with_burst(20),
+                                   quota::per_minute(1000), quota::per_minute(3)};
+  const std::uint64_t seed = base_seed() + 77;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  manual_clock clock;
+  memory_limiter<A> memory{tiers[0], clock, small_in_memory_storage()};
+  redis_limiter<A> redis{tiers[0], clock, redis_storage{client_options(test_prefix())}};
+  std::mt19937_64 random{seed};
+  int mismatches = 0;
+  for (int step = 0; step < 1000 && mismatches < 3; ++step) {
+    clock.advance(nanoseconds{static_cast<std::int64_t>(random() % 2'000'000'000)});
+    const std::string key = "user:" + std::to_string(random() % 3);
+    const quota& tier = tiers[random() % tiers.size()];
+    const std::int64_t cost = 1 + static_cast<std::int64_t>(random() % 3);
+    const decision expected = memory.try_acquire(key, cost, tier);
+    const decision actual = redis.try_acquire(key, cost, tier);
+    if (ratelimit_test::describe(expected) != ratelimit_test::describe(actual)) {
+      ++mismatches;
+      ADD_FAILURE() << "step " << step << ", " << key << " cost " << cost << " under "
+                    << ratelimit_test::describe(tier) << ": in memory "
+                    << ratelimit_test::describe(expected) << ", on Redis "
+                    << ratelimit_test::describe(actual);
+    }
+  }
+}
+
 /// `d` rounded up to a whole microsecond; nanoseconds::max() (never) stays itself.
 nanoseconds up_to_microseconds(nanoseconds d) {
   if (d == nanoseconds::max()) return d;

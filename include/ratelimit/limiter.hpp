@@ -48,6 +48,26 @@ class basic_limiter {
     return storage_.template decide<Algorithm>(key, quota_, detail::now_nanoseconds(clock_), cost);
   }
 
+  /// As try_acquire(key, cost), under `q` instead of the limiter's quota: for tiers, where
+  /// the quota depends on who calls (a free user's, a premium user's). Throws
+  /// std::invalid_argument for an invalid `q`, one the storage can't decide, or `cost <= 0`.
+  ///
+  /// A key whose quota changes keeps its state, read under the new quota. With the same
+  /// period, what the key has used stays used: a token bucket keeps its missing tokens, the
+  /// windows and the log their counts, and the new limit and burst apply at once. A leaky
+  /// bucket keeps the instant its queue drains, so its length is counted in the new
+  /// interval. Changing a tier's period rescales the token bucket's deficit and realigns
+  /// the windows: keep one period across a rule's tiers.
+  [[nodiscard]] decision try_acquire(std::string_view key, std::int64_t cost,
+                                     const ratelimit::quota& q) {
+    check_cost(cost);
+    const ratelimit::quota valid = q.validated();
+    if constexpr (requires { storage_.template prepare<Algorithm>(valid); }) {
+      storage_.template prepare<Algorithm>(valid);
+    }
+    return storage_.template decide<Algorithm>(key, valid, detail::now_nanoseconds(clock_), cost);
+  }
+
   /// Decides several requests at one time: in one round trip where the storage can (Redis),
   /// one after the other otherwise. Throws std::invalid_argument for a cost <= 0, before
   /// deciding any.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -40,7 +41,8 @@ struct fixed_window {
     } else {
       d.retry_after = detail::wait_until(window.end(), now);
     }
-    d.remaining = q.limit - s.count;
+    // A count above the limit is left by a quota that shrank under the key.
+    d.remaining = std::max<std::int64_t>(q.limit - s.count, 0);
     if (s.count > 0) d.reset_after = detail::wait_until(window.end(), now);
     return d;
   }

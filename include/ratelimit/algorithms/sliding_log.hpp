@@ -107,7 +107,8 @@ struct sliding_log {
       d.retry_after =
           detail::wait_until(detail::i128{expiry_freeing(log, q.limit, cost)} + period, now);
     }
-    d.remaining = q.limit - log.sum();
+    // A sum above the limit is left by a quota that shrank under the key.
+    d.remaining = std::max<std::int64_t>(q.limit - log.sum(), 0);
     if (log.size() > 0) {
       d.reset_after = detail::wait_until(detail::i128{log[log.size() - 1].at} + period, now);
     }

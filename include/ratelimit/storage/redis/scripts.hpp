@@ -319,7 +319,7 @@ local reset = 0
 if count > 0 then reset = math.max(0, window_end - now) end
 
 save(key, old, struct.pack('<dd', window, count), reset)
-return {allowed, limit - count, retry, reset, 0}
+return {allowed, math.max(limit - count, 0), retry, reset, 0}
 )lua";
 
 inline constexpr std::string_view sliding_log_body = R"lua(
@@ -430,7 +430,7 @@ end
 if push then redis.call('RPUSH', key, push) end
 if replace then redis.call('LSET', key, -1, replace) end
 if reset > 0 and (first ~= 0 or allowed == 1) then redis.call('PEXPIRE', key, ttl(reset)) end
-return {allowed, limit - sum, retry, reset, 0}
+return {allowed, math.max(limit - sum, 0), retry, reset, 0}
 )lua";
 
 inline constexpr std::string_view sliding_window_counter_body = R"lua(
