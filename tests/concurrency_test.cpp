@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "support/algorithm_types.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -33,19 +35,9 @@ using limiters =
                      ratelimit::fixed_window<manual_clock>, ratelimit::sliding_log<manual_clock>,
                      ratelimit::sliding_window_counter<manual_clock>>;
 
-struct limiter_names {
-  template <class Limiter>
-  static std::string GetName(int) {
-    using A = typename Limiter::algorithm_type;
-    if (std::is_same_v<A, ratelimit::algorithms::token_bucket>) return "TokenBucket";
-    if (std::is_same_v<A, ratelimit::algorithms::leaky_bucket>) return "LeakyBucket";
-    if (std::is_same_v<A, ratelimit::algorithms::fixed_window>) return "FixedWindow";
-    if (std::is_same_v<A, ratelimit::algorithms::sliding_log>) return "SlidingLog";
-    return "SlidingWindowCounter";
-  }
-};
+using ratelimit_test::algorithm_name;
 
-TYPED_TEST_SUITE(Concurrency, limiters, limiter_names);
+TYPED_TEST_SUITE(Concurrency, limiters, algorithm_name);
 
 // Starts `count` threads at once on `body(thread_index)` and waits for them.
 template <class Body>

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/algorithm_probe.hpp"
+#include "support/algorithm_types.hpp"
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
 
@@ -70,42 +71,11 @@ redis_options options(std::string prefix, time_source time) {
 /// The instant every client-time test decides at: the clock never moves, so nothing refills.
 constexpr manual_clock::time_point frozen{1'234'567'890'123ns};
 
-template <class A>
-struct traits;
-template <>
-struct traits<algorithms::token_bucket> {
-  static constexpr const char* name = "TokenBucket";
-};
-template <>
-struct traits<algorithms::leaky_bucket> {
-  static constexpr const char* name = "LeakyBucket";
-};
-template <>
-struct traits<algorithms::fixed_window> {
-  static constexpr const char* name = "FixedWindow";
-};
-template <>
-struct traits<algorithms::sliding_log> {
-  static constexpr const char* name = "SlidingLog";
-};
-template <>
-struct traits<algorithms::sliding_window_counter> {
-  static constexpr const char* name = "SlidingWindowCounter";
-};
+using ratelimit_test::algorithm_name;
+using ratelimit_test::all_algorithms;
 
 template <class A>
 class RedisAtomicity : public testing::Test {};
-
-using all_algorithms =
-    testing::Types<algorithms::token_bucket, algorithms::leaky_bucket, algorithms::fixed_window,
-                   algorithms::sliding_log, algorithms::sliding_window_counter>;
-
-struct algorithm_name {
-  template <class A>
-  static std::string GetName(int) {
-    return traits<A>::name;
-  }
-};
 
 TYPED_TEST_SUITE(RedisAtomicity, all_algorithms, algorithm_name);
 

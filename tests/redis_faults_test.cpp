@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "support/algorithm_probe.hpp"
+#include "support/algorithm_types.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -133,39 +134,8 @@ std::int64_t connected_clients(redis_client& client) {
   return std::stoll(info.text.substr(at + field.size()));
 }
 
-template <class A>
-struct traits;
-template <>
-struct traits<algorithms::token_bucket> {
-  static constexpr const char* name = "TokenBucket";
-};
-template <>
-struct traits<algorithms::leaky_bucket> {
-  static constexpr const char* name = "LeakyBucket";
-};
-template <>
-struct traits<algorithms::fixed_window> {
-  static constexpr const char* name = "FixedWindow";
-};
-template <>
-struct traits<algorithms::sliding_log> {
-  static constexpr const char* name = "SlidingLog";
-};
-template <>
-struct traits<algorithms::sliding_window_counter> {
-  static constexpr const char* name = "SlidingWindowCounter";
-};
-
-using all_algorithms =
-    testing::Types<algorithms::token_bucket, algorithms::leaky_bucket, algorithms::fixed_window,
-                   algorithms::sliding_log, algorithms::sliding_window_counter>;
-
-struct algorithm_name {
-  template <class A>
-  static std::string GetName(int) {
-    return traits<A>::name;
-  }
-};
+using ratelimit_test::algorithm_name;
+using ratelimit_test::all_algorithms;
 
 // ---------------------------------------------------------------------------------------
 // SCRIPT FLUSH

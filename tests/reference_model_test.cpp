@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/algorithm_probe.hpp"
+#include "support/algorithm_types.hpp"
 #include "support/random_requests.hpp"
 #include "support/reference_models.hpp"
 
@@ -212,16 +213,8 @@ void expect_traces_match(kind k, int traces, int steps) {
 template <class A>
 class ReferenceModel : public testing::Test {};
 
-using all_algorithms =
-    testing::Types<algorithms::token_bucket, algorithms::leaky_bucket, algorithms::fixed_window,
-                   algorithms::sliding_log, algorithms::sliding_window_counter>;
-
-struct algorithm_name {
-  template <class A>
-  static std::string GetName(int) {
-    return reference<A>::name;
-  }
-};
+using ratelimit_test::algorithm_name;
+using ratelimit_test::all_algorithms;
 
 TYPED_TEST_SUITE(ReferenceModel, all_algorithms, algorithm_name);
 
