@@ -20,6 +20,7 @@
 #include "support/algorithm_types.hpp"
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
+#include "support/shared_redis_server.hpp"
 
 namespace {
 
@@ -39,19 +40,7 @@ using ratelimit_test::start_gate;
 template <class A>
 using redis_limiter = ratelimit::basic_limiter<A, manual_clock, redis_storage>;
 
-/// The binary's redis-server. None of these tests breaks it.
-class shared_server : public testing::Environment {
- public:
-  // Started here, on the main thread: the server dies with the thread that started it.
-  void SetUp() override { server_.start(); }
-  redis_server& server() { return server_; }
-
- private:
-  redis_server server_;
-};
-
-auto* const environment =
-    static_cast<shared_server*>(testing::AddGlobalTestEnvironment(new shared_server));
+auto* const environment = ratelimit_test::shared_redis_server::install();
 
 std::string test_prefix() {
   const auto* info = testing::UnitTest::GetInstance()->current_test_info();

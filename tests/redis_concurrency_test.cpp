@@ -31,6 +31,7 @@
 
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
+#include "support/shared_redis_server.hpp"
 
 namespace {
 
@@ -53,19 +54,7 @@ static_assert(!std::is_copy_constructible_v<permit> &&
 static_assert(std::is_same_v<decltype(ratelimit::redis_concurrency_limiter{1, 1s}),
                              ratelimit::redis_concurrency_limiter<std::chrono::system_clock>>);
 
-/// The binary's redis-server, for the tests that don't break theirs.
-class shared_server : public testing::Environment {
- public:
-  // Started here, on the main thread: the server dies with the thread that started it.
-  void SetUp() override { server_.start(); }
-  redis_server& server() { return server_; }
-
- private:
-  redis_server server_;
-};
-
-auto* const environment =
-    static_cast<shared_server*>(testing::AddGlobalTestEnvironment(new shared_server));
+auto* const environment = ratelimit_test::shared_redis_server::install();
 
 redis_server& server() { return environment->server(); }
 

@@ -26,6 +26,7 @@
 
 #include "support/algorithm_probe.hpp"
 #include "support/redis_server.hpp"
+#include "support/shared_redis_server.hpp"
 
 namespace {
 
@@ -54,25 +55,8 @@ using memory_multi =
 
 constexpr std::string_view prefix_root = "rl-multi-test:";
 
-class shared_server : public testing::Environment {
- public:
-  void SetUp() override { server_.start(); }
-
-  void TearDown() override {
-    const auto ttls = server_.key_ttls(std::string{prefix_root} + "*");
-    for (const auto& [key, ttl] : ttls) {
-      EXPECT_GT(ttl, 0) << "key " << testing::PrintToString(key) << " has PTTL " << ttl;
-    }
-  }
-
-  redis_server& server() { return server_; }
-
- private:
-  redis_server server_;
-};
-
 auto* const environment =
-    static_cast<shared_server*>(testing::AddGlobalTestEnvironment(new shared_server));
+    ratelimit_test::shared_redis_server::install(std::string{prefix_root} + "*");
 
 redis_server& server() { return environment->server(); }
 

@@ -29,6 +29,7 @@
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
 #include "support/redis_server.hpp"
+#include "support/shared_redis_server.hpp"
 
 namespace {
 
@@ -55,28 +56,8 @@ using memory_limiter = ratelimit::basic_limiter<A, manual_clock, ratelimit::in_m
 /// Every key the tests write starts with this, so that the environment finds them all.
 constexpr std::string_view prefix_root = "rl-test:";
 
-/// The binary's redis-server, and the TTL hygiene check once every test has run.
-class shared_server : public testing::Environment {
- public:
-  // Started here, on the main thread: the server dies with the thread that started it.
-  void SetUp() override { server_.start(); }
-
-  void TearDown() override {
-    const auto ttls = server_.key_ttls(std::string{prefix_root} + "*");
-    for (const auto& [key, ttl] : ttls) {
-      EXPECT_GT(ttl, 0) << "key " << testing::PrintToString(key) << " has PTTL " << ttl;
-    }
-    testing::Test::RecordProperty("keys_left", static_cast<int>(ttls.size()));
-  }
-
-  redis_server& server() { return server_; }
-
- private:
-  redis_server server_;
-};
-
 auto* const environment =
-    static_cast<shared_server*>(testing::AddGlobalTestEnvironment(new shared_server));
+    ratelimit_test::shared_redis_server::install(std::string{prefix_root} + "*");
 
 redis_server& server() { return environment->server(); }
 

@@ -1,0 +1,46 @@
+#pragma once
+
+// One redis-server for a whole test binary, as a GoogleTest environment.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+
+#include "support/redis_server.hpp"
+
+namespace ratelimit_test {
+
+/// Starts the server before the first test, on the main thread (the server dies with the
+/// thread that started it). Given a key pattern, it checks after the last test that every
+/// key matching it carries a TTL.
+class shared_redis_server : public testing::Environment {
+ public:
+  explicit shared_redis_server(std::string ttl_pattern = {})
+      : ttl_pattern_(std::move(ttl_pattern)) {}
+
+  void SetUp() override { server_.start(); }
+
+  void TearDown() override {
+    if (ttl_pattern_.empty()) return;
+    const auto ttls = server_.key_ttls(ttl_pattern_);
+    for (const auto& [key, ttl] : ttls) {
+      EXPECT_GT(ttl, 0) << "key " << testing::PrintToString(key) << " has PTTL " << ttl;
+    }
+    testing::Test::RecordProperty("keys_left", static_cast<int>(ttls.size()));
+  }
+
+  redis_server& server() { return server_; }
+
+  /// Registers one with GoogleTest; the returned pointer lives as long as the binary.
+  static shared_redis_server* install(std::string ttl_pattern = {}) {
+    return static_cast<shared_redis_server*>(
+        testing::AddGlobalTestEnvironment(new shared_redis_server(std::move(ttl_pattern))));
+  }
+
+ private:
+  std::string ttl_pattern_;
+  redis_server server_;
+};
+
+}  // namespace ratelimit_test
