@@ -135,13 +135,18 @@ template <class Limiter>
 std::unique_ptr<Limiter> shared_limiter;
 
 /// One key, or with `key_per_thread` one key per thread, all on one limiter.
-template <class Algorithm, class Clock, class Storage>
+template <class Algorithm, class Clock, class Storage, class Observer = ratelimit::no_observer>
 void hot(benchmark::State& state, load l, bool key_per_thread) {
-  using limiter_type = limiter<Algorithm, Clock, Storage>;
+  using limiter_type = ratelimit::basic_limiter<Algorithm, Clock, Storage, Observer>;
   constexpr bool manual = std::is_same_v<Clock, manual_clock>;
   if (state.thread_index() == 0) {
-    shared_limiter<limiter_type> =
-        std::make_unique<limiter_type>(hot_quota<Clock>(l), Clock(), Storage());
+    if constexpr (std::is_same_v<Observer, ratelimit::metrics>) {
+      shared_limiter<limiter_type> = std::make_unique<limiter_type>(
+          hot_quota<Clock>(l), Clock(), Storage(), ratelimit::metrics{"bench"});
+    } else {
+      shared_limiter<limiter_type> =
+          std::make_unique<limiter_type>(hot_quota<Clock>(l), Clock(), Storage());
+    }
   }
   const std::string_view key =
       key_per_thread ? thread_keys.at(static_cast<std::size_t>(state.thread_index())) : hot_key;
@@ -364,6 +369,12 @@ void register_algorithm(const std::string& algorithm) {
         hot<Algorithm, steady_clock, in_memory_storage>, l, true)
         ->Threads(2)
         ->UseRealTime();
+  }
+  // What an observer costs: none without one (the rows above), and the metrics observer's
+  // counting and its two extra steady_clock reads with one.
+  for (const load& l : {loads[0], loads[1]}) {
+    add("hot_key/" + algorithm + "/steady_clock/" + l.name + "/metrics",
+        hot<Algorithm, steady_clock, in_memory_storage, ratelimit::metrics>, l, false);
   }
   add_many_keys_rows<Algorithm, in_memory_storage>(algorithm, "");
   add_many_keys_rows<Algorithm, in_memory_storage_st>(algorithm, "/no_lock");

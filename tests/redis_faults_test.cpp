@@ -20,6 +20,7 @@
 #include <latch>
 #include <mutex>
 #include <optional>
+#include <ratelimit/metrics.hpp>
 #include <ratelimit/redis.hpp>
 #include <string>
 #include <string_view>
@@ -29,6 +30,7 @@
 
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
+#include "support/fault_options.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -56,21 +58,12 @@ template <class A>
 using memory_limiter = ratelimit::basic_limiter<A, manual_clock, ratelimit::in_memory_storage>;
 using bucket = redis_limiter<algorithms::token_bucket>;
 
-/// The bound on every decision while Redis misbehaves.
-constexpr std::chrono::milliseconds timeout{50};
-/// "A few ms" past the timeout: the thread that timed out has to be scheduled again, on a
-/// machine of 2 shared cores, maybe under a sanitizer.
-constexpr std::chrono::milliseconds slack{10};
-constexpr std::chrono::milliseconds probe_interval{30};
+constexpr auto timeout = ratelimit_test::fault_timeout;
+constexpr auto slack = ratelimit_test::fault_slack;
+constexpr auto probe_interval = ratelimit_test::fault_probe_interval;
 
 redis_options fault_options(const redis_server& server, failure_policy policy) {
-  return {.port = server.port(),
-          .timeout = timeout,
-          .key_prefix = "rl-faults:",
-          .on_failure = policy,
-          .time = time_source::client,
-          .fallback_instances = 2,
-          .probe_interval = probe_interval};
+  return ratelimit_test::fault_options(server, policy, "rl-faults:");
 }
 
 double milliseconds_of(nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
@@ -555,6 +548,29 @@ TEST(RedisDownAtConstruction, CallsAreDegradedAndFastThenServiceComesBack) {
   const decision d = limiter->try_acquire("k");
   EXPECT_TRUE(d.allowed && !d.degraded) << describe(d);
   EXPECT_EQ(d.remaining, 9);
+}
+
+TEST(RedisDownAtConstruction, TheObserverHearsEveryFailureAndEveryDegradedDecision) {
+  redis_server server;
+  server.start();
+  server.stop();
+  manual_clock clock;
+  redis_options o = fault_options(server, failure_policy::fail_open);
+  o.breaker_threshold = 2;
+  ratelimit::metrics metrics{"api"};
+  ratelimit::token_bucket<manual_clock, redis_storage, ratelimit::metrics> limiter{
+      quota::per_minute(10), clock, redis_storage{o}, metrics};
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.try_acquire("k").degraded);
+  // Two calls tried and failed; then the breaker opened and the rest were not tried.
+  EXPECT_EQ(metrics.backend_errors("redis", "unavailable"), 2u);
+  EXPECT_EQ(metrics.backend_errors("redis", "breaker_open"), 3u);
+  const auto counts = metrics.rule_counts();
+  EXPECT_EQ(counts.allowed, 5u);
+  EXPECT_EQ(counts.degraded, 5u);
+  EXPECT_NE(
+      metrics.prometheus().find(
+          R"(ratelimit_backend_errors_total{limiter="api",backend="redis",kind="unavailable"} 2)"),
+      std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/algorithm_probe.hpp"
+#include "support/fault_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/shared_redis_server.hpp"
 
@@ -392,18 +393,11 @@ TEST(RedisMultiLimiterDifferential, QueueCounterAndGlobalLog) {
 // ---------------------------------------------------------------------------------------
 // Faults: a server of each test's own
 
-constexpr std::chrono::milliseconds timeout{50};
-constexpr std::chrono::milliseconds slack{10};
+constexpr auto timeout = ratelimit_test::fault_timeout;
+constexpr auto slack = ratelimit_test::fault_slack;
 
-redis_options fault_options(const redis_server& s, failure_policy policy) {
-  return {.port = s.port(),
-          .timeout = timeout,
-          .key_prefix = "rl-multi-faults:",
-          .on_failure = policy,
-          .time = time_source::client,
-          .fallback_instances = 2,
-          .probe_interval = 30ms,
-          .client_time_unit = 1ns};
+redis_options fault_options(const redis_server& server, failure_policy policy) {
+  return ratelimit_test::fault_options(server, policy, "rl-multi-faults:", 1ns);
 }
 
 using pair_limiter = redis_multi<algorithms::token_bucket, algorithms::sliding_log>;

@@ -29,6 +29,7 @@
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
 #include "support/redis_server.hpp"
+#include "support/seed.hpp"
 #include "support/shared_redis_server.hpp"
 
 namespace {
@@ -63,9 +64,7 @@ redis_server& server() { return environment->server(); }
 
 /// A prefix no other test uses: `rl-test:<suite>.<test>:<what>:`.
 std::string test_prefix(std::string_view what = "") {
-  const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-  return std::string{prefix_root} + info->test_suite_name() + "." + info->name() + ":" +
-         std::string{what} + ":";
+  return ratelimit_test::test_prefix(prefix_root, what);
 }
 
 /// Client time in nanoseconds: decisions identical to the in-memory storage's. The timeout
@@ -204,11 +203,7 @@ std::vector<std::string> awkward_keys() {
 // ---------------------------------------------------------------------------------------
 // Differential traces
 
-/// The seed of every trace derives from this: RATELIMIT_TEST_SEED if set.
-std::uint64_t base_seed() {
-  const char* text = std::getenv("RATELIMIT_TEST_SEED");
-  return text != nullptr ? std::strtoull(text, nullptr, 10) : 20240611;
-}
+using ratelimit_test::base_seed;
 
 /// One request of a trace over several keys that share one clock.
 struct trace_step {
@@ -440,6 +435,30 @@ TYPED_TEST(RedisStorage, TiersChangingUnderAKeyDecideAsInMemory) {
                     << ratelimit_test::describe(actual);
     }
   }
+}
+
+TYPED_TEST(RedisStorage, ATieredLimiterDecidesEachKeyUnderItsResolversQuota) {
+  using A = TypeParam;
+  const auto tier_of = [](std::string_view key) {
+    return key.starts_with("premium:") ? quota::per_minute(100) : quota::per_minute(10);
+  };
+  manual_clock clock;
+  ratelimit::tiered_limiter memory{
+      memory_limiter<A>{quota::per_minute(1), clock, small_in_memory_storage()}, tier_of};
+  ratelimit::tiered_limiter redis{
+      redis_limiter<A>{quota::per_minute(1), clock, redis_storage{client_options(test_prefix())}},
+      tier_of};
+  int admitted = 0;
+  for (const std::string key : {"premium:acme", "free:bob"}) {
+    for (int i = 0; i < 120; ++i) {
+      const decision expected = memory.try_acquire(key);
+      const decision actual = redis.try_acquire(key);
+      ASSERT_EQ(ratelimit_test::describe(actual), ratelimit_test::describe(expected))
+          << key << " request " << i;
+      admitted += actual.allowed ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(admitted, 100 + 10);
 }
 
 /// `d` rounded up to a whole microsecond; nanoseconds::max() (never) stays itself.

@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <ratelimit/ratelimit.hpp>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -97,6 +100,54 @@ TEST(Tiers, AnInvalidQuotaWithTheCallThrowsNamingIt) {
     EXPECT_NE(std::string(e.what()).find("-3"), std::string::npos) << e.what();
   }
   EXPECT_THROW(static_cast<void>(limiter.try_acquire("user", 0, free_tier)), std::invalid_argument);
+}
+
+// The resolver: the quota comes from the key, not from the call.
+
+struct plans {
+  std::map<std::string, quota, std::less<>> by_key;
+  int lookups = 0;
+  quota operator()(std::string_view key) {
+    ++lookups;
+    const auto found = by_key.find(key);
+    return found != by_key.end() ? found->second : free_tier;
+  }
+};
+
+TEST(TieredLimiter, DecidesEachKeyUnderTheQuotaItsResolverGives) {
+  manual_clock clock;
+  ratelimit::tiered_limiter limiter{ratelimit::token_bucket{free_tier, clock},
+                                    plans{.by_key = {{"acme", premium_tier}}}};
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(limiter.try_acquire("acme"));
+  EXPECT_FALSE(limiter.try_acquire("acme"));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(limiter.try_acquire("someone"));
+  const auto d = limiter.try_acquire("someone");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.limit, 10);
+  EXPECT_EQ(limiter.resolver().lookups, 112);
+}
+
+TEST(TieredLimiter, AKeyMovedToAnotherTierKeepsWhatItUsed) {
+  manual_clock clock;
+  ratelimit::tiered_limiter limiter{ratelimit::fixed_window{free_tier, clock}, plans{}};
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(limiter.try_acquire("user"));
+  EXPECT_FALSE(limiter.try_acquire("user"));
+  limiter.resolver().by_key.emplace("user", premium_tier);
+  const auto d = limiter.try_acquire("user", 5);
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.remaining, 100 - 10 - 5);
+}
+
+TEST(TieredLimiter, AnInvalidQuotaFromTheResolverThrowsNamingIt) {
+  ratelimit::tiered_limiter limiter{ratelimit::token_bucket{free_tier}, [](std::string_view) {
+                                      return quota{10, 0s, 10};
+                                    }};
+  try {
+    static_cast<void>(limiter.try_acquire("user"));
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("period"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

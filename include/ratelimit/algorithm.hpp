@@ -2,6 +2,8 @@
 
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "ratelimit/decision.hpp"
 #include "ratelimit/quota.hpp"
@@ -27,6 +29,30 @@ concept algorithm = std::movable<typename A::state> &&
   { A::fresh(q, now) }
   noexcept->std::same_as<typename A::state>;
   { A::step(s, q, now, cost) }
+  noexcept->std::same_as<decision>;
+};
+
+/// An algorithm that can admit a request now for later, and give it back: the buckets,
+/// whose state is a schedule. (A window can't lend from a window that has not begun.)
+///
+/// | expression                             | result       | requirements                   |
+/// |----------------------------------------|--------------|--------------------------------|
+/// | `A::booking`                           | trivially    | what a reservation took        |
+/// |                                        | copyable     |                                |
+/// | `A::reserve(s, q, now, cost, wait, b)` | `decision`   | noexcept; as `step`, admitting |
+/// |                                        |              | with `delay` <= `wait` (ns);   |
+/// |                                        |              | an admission fills `b`         |
+/// | `A::cancel(s, q, now, b)`              | `decision`   | noexcept; gives back what `b`  |
+/// |                                        |              | took, unless a booking still   |
+/// |                                        |              | standing came after it; the    |
+/// |                                        |              | key's state after              |
+template <class A>
+concept reservable = algorithm<A> && std::is_trivially_copyable_v<typename A::booking> &&
+    requires(typename A::state& s, const quota& q, std::int64_t now, std::int64_t cost,
+             typename A::booking& b) {
+  { A::reserve(s, q, now, cost, now, b) }
+  noexcept->std::same_as<decision>;
+  { A::cancel(s, q, now, std::as_const(b)) }
   noexcept->std::same_as<decision>;
 };
 

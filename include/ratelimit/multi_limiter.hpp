@@ -13,6 +13,7 @@
 #include "ratelimit/algorithm.hpp"
 #include "ratelimit/clock.hpp"
 #include "ratelimit/decision.hpp"
+#include "ratelimit/observer.hpp"
 #include "ratelimit/quota.hpp"
 #include "ratelimit/storage/in_memory.hpp"
 
@@ -77,8 +78,11 @@ struct multi_decision {
 /// does, and redis_storage, in one script and one round trip. Each rule keeps its own keys: the
 /// rule's index and 0x1F, then the caller's key (per_key) or nothing (global). Keys up to 126 bytes
 /// are composed without allocating.
-template <clock_source Clock, class Storage, algorithm... As>
-class basic_multi_limiter {
+///
+/// `Observer` (see decision_observer) hears of each rule's decision, with the rule's index
+/// and name, and the latency of the whole set.
+template <class Observer, clock_source Clock, class Storage, algorithm... As>
+class basic_observed_multi_limiter {
   static_assert(sizeof...(As) > 0, "ratelimit::multi_limiter: give it at least one rule");
   static_assert(sizeof...(As) < 32, "ratelimit::multi_limiter: at most 31 rules");
   static_assert(
@@ -94,9 +98,10 @@ class basic_multi_limiter {
 
   /// Throws std::invalid_argument naming the rule and field of an invalid quota, or of
   /// one the storage can't decide (on Redis, values must stay exact in doubles).
-  basic_multi_limiter(Clock clock, Storage storage, rule<As>... rules)
+  basic_observed_multi_limiter(Clock clock, Storage storage, Observer observer, rule<As>... rules)
       : clock_(std::move(clock)),
         storage_(std::move(storage)),
+        observer_(std::move(observer)),
         rules_(validated(std::move(rules), storage_)...) {}
 
   /// Decides whether a request of `cost` units for `key` passes every rule now, and
@@ -112,6 +117,7 @@ class basic_multi_limiter {
   const std::tuple<rule<As>...>& rules() const noexcept { return rules_; }
   Clock& clock() noexcept { return clock_; }
   Storage& storage() noexcept { return storage_; }
+  Observer& observer() noexcept { return observer_; }
 
  private:
   template <algorithm A>
@@ -156,8 +162,22 @@ class basic_multi_limiter {
         static_cast<char>(I),
         std::get<I>(rules_).scope == rule_scope::per_key ? key : std::string_view{})...};
     const std::array<quota, rule_count> quotas{std::get<I>(rules_).limit...};
-    return finish(
-        storage_.template decide_all<As...>(keys, quotas, detail::now_nanoseconds(clock_), cost));
+    if constexpr (decision_observer<Observer>) {
+      const auto started = std::chrono::steady_clock::now();
+      const std::array<decision, rule_count> decided =
+          storage_.template decide_all<As...>(keys, quotas, detail::now_nanoseconds(clock_), cost);
+      const std::chrono::nanoseconds latency = std::chrono::steady_clock::now() - started;
+      (observer_.on_decision({.key = key,
+                              .decision = decided[I],
+                              .rule = I,
+                              .rule_name = std::get<I>(rules_).name,
+                              .latency = latency}),
+       ...);
+      return finish(decided);
+    } else {
+      return finish(
+          storage_.template decide_all<As...>(keys, quotas, detail::now_nanoseconds(clock_), cost));
+    }
   }
 
   static multi_decision<rule_count> finish(const std::array<decision, rule_count>& rules) {
@@ -182,7 +202,18 @@ class basic_multi_limiter {
 
   Clock clock_;
   Storage storage_;
+  [[no_unique_address]] Observer observer_;
   std::tuple<rule<As>...> rules_;
+};
+
+/// Several rules checked as one, without an observer: see basic_observed_multi_limiter.
+template <clock_source Clock, class Storage, algorithm... As>
+class basic_multi_limiter
+    : public basic_observed_multi_limiter<no_observer, Clock, Storage, As...> {
+ public:
+  basic_multi_limiter(Clock clock, Storage storage, rule<As>... rules)
+      : basic_observed_multi_limiter<no_observer, Clock, Storage, As...>(
+            std::move(clock), std::move(storage), no_observer{}, std::move(rules)...) {}
 };
 
 /// A basic_multi_limiter on steady_clock and in_memory_storage:

@@ -3,6 +3,7 @@
 #include <concepts>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 #include "ratelimit/algorithm.hpp"
 #include "ratelimit/decision.hpp"
@@ -40,6 +41,15 @@ template <class S, class A>
 concept storage_for = algorithm<A> && std::move_constructible<S> &&
     requires(S& s, std::string_view key, const quota& q, std::int64_t now, std::int64_t cost) {
   { s.template decide<A>(key, q, now, cost) } -> std::same_as<decision>;
+};
+
+/// A storage that can also book units for later and give them back (reserve / cancel).
+template <class S, class A>
+concept reserving_storage_for = storage_for<S, A> && reservable<A> &&
+    requires(S& s, std::string_view key, const quota& q, std::int64_t now, std::int64_t cost,
+             typename A::booking& b) {
+  { s.template reserve<A>(key, q, now, cost, now, b) } -> std::same_as<decision>;
+  { s.template cancel<A>(key, q, now, std::as_const(b)) } -> std::same_as<decision>;
 };
 
 }  // namespace ratelimit

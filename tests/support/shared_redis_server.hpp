@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "support/redis_server.hpp"
@@ -42,5 +43,12 @@ class shared_redis_server : public testing::Environment {
   std::string ttl_pattern_;
   redis_server server_;
 };
+
+/// A key prefix no other test uses: `<root><suite>.<test>:<what>:`.
+inline std::string test_prefix(std::string_view root, std::string_view what = "") {
+  const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+  return std::string{root} + info->test_suite_name() + "." + info->name() + ":" +
+         std::string{what} + ":";
+}
 
 }  // namespace ratelimit_test

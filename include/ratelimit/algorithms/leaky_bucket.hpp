@@ -33,6 +33,57 @@ struct leaky_bucket {
 
   static constexpr decision step(state& s, const quota& q, std::int64_t now,
                                  std::int64_t cost) noexcept {
+    booking unused;
+    return take<false>(s, q, now, cost, 0, unused);
+  }
+
+  /// What a reservation took, for cancel: the queue right after it.
+  struct booking {
+    state queue;
+    std::int64_t cost;
+  };
+
+  /// As step, but the request is admitted iff its `delay` is at most `max_wait`, which
+  /// bounds its wait in place of the queue's size: a reservation is a client that chose to
+  /// wait, and may queue behind more than `burst` requests, as it would behind a full
+  /// queue's departures. Departures stay spaced. A rejection's `retry_after` is the wait
+  /// until this same reservation would succeed.
+  static constexpr decision reserve(state& s, const quota& q, std::int64_t now, std::int64_t cost,
+                                    std::int64_t max_wait, booking& b) noexcept {
+    return take<true>(
+        s, q, now, cost,
+        detail::wide_mul(static_cast<std::uint64_t>(max_wait), static_cast<std::uint64_t>(q.limit)),
+        b);
+  }
+
+  /// Gives back what reservation `b` took. Until another request joins the queue, that is
+  /// everything: the key is as if the reservation never happened. A request queued after
+  /// it was given its instant behind it and keeps it, so then it gives back nothing: the
+  /// queue departs back to back, and the gap could only be reused by a request served
+  /// before one already promised. Returns the key's state after.
+  static constexpr decision cancel(state& s, const quota& q, std::int64_t now,
+                                   const booking& b) noexcept {
+    const auto limit = static_cast<std::uint64_t>(q.limit);
+    if (s.drains_at == b.queue.drains_at && s.fraction == b.queue.fraction) {
+      const detail::i128 tat =
+          detail::i128{s.drains_at} * static_cast<detail::i128>(limit) + s.fraction -
+          static_cast<detail::i128>(units(b.cost, static_cast<std::uint64_t>(q.period.count())));
+      const detail::i128 whole = detail::floor_div(tat, static_cast<detail::i128>(limit));
+      s = {static_cast<std::int64_t>(whole),
+           static_cast<std::int64_t>(tat - whole * static_cast<detail::i128>(limit))};
+    }
+    decision d{.limit = q.limit};
+    const auto interval = static_cast<std::uint64_t>(q.period.count());
+    settle(d, s, units(q.burst, interval), interval, limit, now);
+    return d;
+  }
+
+ private:
+  /// Admits the request iff the queue ahead of it is at most `reserve_room` (1/limit ns)
+  /// for a reservation, or leaves room for it under the capacity for a step.
+  template <bool Reserving>
+  static constexpr decision take(state& s, const quota& q, std::int64_t now, std::int64_t cost,
+                                 detail::u128 reserve_room, booking& b) noexcept {
     using detail::u128;
     const auto limit = static_cast<std::uint64_t>(q.limit);
     const auto interval = static_cast<std::uint64_t>(q.period.count());  // I, in 1/limit ns
@@ -44,24 +95,31 @@ struct leaky_bucket {
     if (cost > q.burst ||
         detail::i128{now} + static_cast<detail::i128>(delay) > detail::int64_max) {
       d.retry_after = std::chrono::nanoseconds::max();
-    } else if (const u128 after = queued + units(cost, interval); after <= capacity) {
+    } else if (const u128 after = queued + units(cost, interval);
+               Reserving ? queued <= reserve_room : after <= capacity) {
       d.allowed = true;
       d.delay = std::chrono::nanoseconds{static_cast<std::int64_t>(delay)};
       s = draining_at(now, after, limit);
+      if (Reserving) b = {s, cost};
     } else {
-      d.retry_after =
-          detail::wait_until(admitted_from(s, capacity - units(cost, interval), limit), now);
+      const u128 room = Reserving ? reserve_room : capacity - units(cost, interval);
+      d.retry_after = detail::wait_until(admitted_from(s, room, limit), now);
     }
+    settle(d, s, capacity, interval, limit, now);
+    return d;
+  }
+
+  static constexpr void settle(decision& d, const state& s, detail::u128 capacity,
+                               std::uint64_t interval, std::uint64_t limit,
+                               std::int64_t now) noexcept {
     const detail::i128 drained = detail::i128{s.drains_at} + (s.fraction > 0 ? 1 : 0);
-    const u128 held = queued_at(s, now, limit);
+    const detail::u128 held = queued_at(s, now, limit);
     if (drained <= detail::int64_max && held < capacity) {
       d.remaining = static_cast<std::int64_t>(detail::divide(capacity - held, interval).quotient);
     }
     d.reset_after = detail::wait_until(drained, now);
-    return d;
   }
 
- private:
   static constexpr detail::u128 units(std::int64_t requests, std::uint64_t interval) noexcept {
     return detail::wide_mul(static_cast<std::uint64_t>(requests), interval);
   }

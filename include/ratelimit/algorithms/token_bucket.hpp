@@ -12,7 +12,9 @@ namespace ratelimit::algorithms {
 /// Starts full with `burst` tokens, refills continuously at `limit / period` up to
 /// `burst`, admits a request iff it finds at least `cost` tokens. Bursts up to `burst`,
 /// then the average rate. After the clock steps back the bucket neither refills nor
-/// drains until time passes the latest instant it saw. O(1) state: 24 bytes.
+/// drains until time passes the latest instant it saw. A reservation may borrow tokens
+/// that have not refilled yet: the bucket then holds fewer than none, a debt later
+/// requests wait out. O(1) state: 24 bytes.
 struct token_bucket {
   /// The bucket holds `burst − deficit / period` tokens, exactly: the deficit counts
   /// missing tokens in units of 1/period token, so a refill of `elapsed × limit` units
@@ -40,16 +42,68 @@ struct token_bucket {
 
   static constexpr decision step(state& s, const quota& q, std::int64_t now,
                                  std::int64_t cost) noexcept {
+    booking unused;
+    return take<false>(s, q, now, cost, 0, unused);
+  }
+
+  /// What a reservation took, for cancel: the state's time and deficit right after it.
+  struct booking {
+    std::int64_t booked_at;
+    std::uint64_t deficit_low;
+    std::uint64_t deficit_high;
+    std::int64_t cost;
+  };
+
+  /// As step, but a request whose tokens refill within `max_wait` is admitted now, with
+  /// `delay` the wait for them: the bucket goes into debt, which later requests wait out.
+  /// A rejection's `retry_after` is the wait until this same reservation would succeed.
+  static constexpr decision reserve(state& s, const quota& q, std::int64_t now, std::int64_t cost,
+                                    std::int64_t max_wait, booking& b) noexcept {
+    return take<true>(s, q, now, cost, max_wait, b);
+  }
+
+  /// Gives back what reservation `b` took, if no request still standing was booked on the
+  /// key after it: the key is then exactly as if the reservation never happened. (Bookings
+  /// after it that were themselves cancelled don't count.) Otherwise it gives back
+  /// nothing: a later booking was promised its instant on the strength of these tokens,
+  /// and the key keeps no schedule to tell which of them it still owes. x/time/rate gives
+  /// back a share estimated from the last booking, and has shipped over-admissions there.
+  /// Returns the key's state after.
+  static constexpr decision cancel(state& s, const quota& q, std::int64_t now,
+                                   const booking& b) noexcept {
     const auto period = static_cast<std::uint64_t>(q.period.count());
     const auto limit = static_cast<std::uint64_t>(q.limit);
     detail::u128 deficit = s.deficit();
-    if (now > s.refilled_at) {
-      const std::uint64_t elapsed =
-          static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(s.refilled_at);
-      const detail::u128 refill = detail::wide_mul(elapsed, limit);
-      deficit = deficit > refill ? deficit - refill : 0;
-      s.refilled_at = now;
+    // Refills alone bring the booked deficit to exactly `untouched`; a booking since adds
+    // to it, and only the give-back of a later booking takes that away again. A state
+    // older than the booking is not the one it was booked on (the key was dropped and the
+    // clock stepped back): it owes nothing.
+    if (s.refilled_at >= b.booked_at) {
+      const detail::u128 booked = detail::u128{b.deficit_high} << 64 | b.deficit_low;
+      const detail::u128 refilled = detail::wide_mul(
+          static_cast<std::uint64_t>(s.refilled_at) - static_cast<std::uint64_t>(b.booked_at),
+          limit);
+      const detail::u128 untouched = booked > refilled ? booked - refilled : 0;
+      if (deficit == untouched) {
+        const detail::u128 give = detail::wide_mul(static_cast<std::uint64_t>(b.cost), period);
+        deficit = deficit > give ? deficit - give : 0;
+      }
     }
+    deficit = refill(s, deficit, limit, now);
+    decision d{.limit = q.limit};
+    settle(d, s, deficit, q, now);
+    return d;
+  }
+
+ private:
+  /// A step, or a reservation: the step keeps its own code, since its every nanosecond
+  /// counts.
+  template <bool Reserving>
+  static constexpr decision take(state& s, const quota& q, std::int64_t now, std::int64_t cost,
+                                 std::int64_t max_wait, booking& b) noexcept {
+    const auto period = static_cast<std::uint64_t>(q.period.count());
+    const auto limit = static_cast<std::uint64_t>(q.limit);
+    detail::u128 deficit = refill(s, s.deficit(), limit, now);
 
     decision d{.limit = q.limit};
     const detail::u128 capacity = detail::wide_mul(static_cast<std::uint64_t>(q.burst), period);
@@ -60,19 +114,46 @@ struct token_bucket {
                deficit + spend <= capacity) {
       deficit += spend;
       d.allowed = true;
+    } else if (const std::chrono::nanoseconds until =
+                   wait(s, deficit - (capacity - spend), limit, now);
+               Reserving && until != std::chrono::nanoseconds::max() && until.count() <= max_wait) {
+      deficit += spend;
+      d.allowed = true;
+      d.delay = until;
     } else {
-      d.retry_after = wait(s, deficit - (capacity - spend), limit, now);
+      d.retry_after = until == std::chrono::nanoseconds::max()
+                          ? until
+                          : until - std::chrono::nanoseconds{max_wait};
     }
-    s.set_deficit(deficit);
-    // A deficit above the capacity (a quota that shrank) holds no whole token.
-    if (deficit < capacity) {
-      d.remaining = q.burst - static_cast<std::int64_t>(detail::ceil_div(deficit, period));
-    }
-    d.reset_after = wait(s, deficit, limit, now);
+    settle(d, s, deficit, q, now);
+    if (Reserving && d.allowed) b = {s.refilled_at, s.deficit_low, s.deficit_high, cost};
     return d;
   }
 
- private:
+  /// The deficit left once the bucket has refilled up to `now`.
+  static constexpr detail::u128 refill(state& s, detail::u128 deficit, std::uint64_t limit,
+                                       std::int64_t now) noexcept {
+    if (now > s.refilled_at) {
+      const std::uint64_t elapsed =
+          static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(s.refilled_at);
+      const detail::u128 refilled = detail::wide_mul(elapsed, limit);
+      deficit = deficit > refilled ? deficit - refilled : 0;
+      s.refilled_at = now;
+    }
+    return deficit;
+  }
+
+  static constexpr void settle(decision& d, state& s, detail::u128 deficit, const quota& q,
+                               std::int64_t now) noexcept {
+    const auto period = static_cast<std::uint64_t>(q.period.count());
+    s.set_deficit(deficit);
+    // A deficit above the capacity (debt, or a quota that shrank) holds no whole token.
+    if (deficit < detail::wide_mul(static_cast<std::uint64_t>(q.burst), period)) {
+      d.remaining = q.burst - static_cast<std::int64_t>(detail::ceil_div(deficit, period));
+    }
+    d.reset_after = wait(s, deficit, static_cast<std::uint64_t>(q.limit), now);
+  }
+
   /// The wait until `units` (1/period token) have refilled, counted from `refilled_at`,
   /// which a stepped-back clock has not reached yet.
   static constexpr std::chrono::nanoseconds wait(const state& s, detail::u128 units,

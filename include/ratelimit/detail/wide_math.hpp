@@ -48,8 +48,9 @@ constexpr u128 ceil_div(u128 numerator, std::uint64_t denominator) noexcept {
 }
 
 /// floor(a / b) for b > 0: windows before the clock's epoch still align to multiples of b.
-constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
-  const std::int64_t q = a / b;
+template <class Integer>
+constexpr Integer floor_div(Integer a, Integer b) noexcept {
+  const Integer q = a / b;
   return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 

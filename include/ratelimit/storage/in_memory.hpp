@@ -75,6 +75,15 @@ class sharded_table final : public algorithm_table {
 
   decision decide(std::string_view key, const quota& q, std::int64_t now,
                   std::int64_t cost) noexcept {
+    return apply(key, q, now,
+                 [&](typename A::state& state) noexcept { return A::step(state, q, now, cost); });
+  }
+
+  /// Runs `operation(state&) -> decision` on the key's state (a fresh one if it has none)
+  /// under its shard's lock, then keeps the state until the decision's reset_after.
+  template <class Operation>
+  decision apply(std::string_view key, const quota& q, std::int64_t now,
+                 Operation operation) noexcept {
     const key_probe probe{key, seeded_hash(key, seed_)};
     shard& s = shards_[(probe.hash >> 32) & shard_mask_];
     // The decision is built in place and returned without a copy: copying it field by
@@ -83,7 +92,7 @@ class sharded_table final : public algorithm_table {
     s.last_seen.store(now, std::memory_order_relaxed);
     const bool sweep_due = --s.operations_until_sweep == 0;
     if (sweep_due) s.sweep(now);
-    decision d = decide_locked(s.table, probe, q, now, cost);
+    decision d = apply_locked(s.table, probe, q, now, operation);
     lock.unlock();
     // A shard that no longer gets traffic is swept in turn by the busy ones, so that its
     // idle keys go too.
@@ -171,16 +180,18 @@ class sharded_table final : public algorithm_table {
     }
   };
 
-  static decision decide_locked(table_type& table, const key_probe& probe, const quota& q,
-                                std::int64_t now, std::int64_t cost) noexcept {
-    if (auto* found = table.find(probe)) return step_stored(table, *found, probe, q, now, cost);
-    return step_new(table, probe, q, now, cost);
+  template <class Operation>
+  static decision apply_locked(table_type& table, const key_probe& probe, const quota& q,
+                               std::int64_t now, Operation& operation) noexcept {
+    if (auto* found = table.find(probe)) return apply_stored(table, *found, probe, now, operation);
+    return apply_new(table, probe, q, now, operation);
   }
 
-  static decision step_stored(table_type& table, typename table_type::entry& found,
-                              const key_probe& probe, const quota& q, std::int64_t now,
-                              std::int64_t cost) noexcept {
-    decision d = A::step(found.state, q, now, cost);
+  template <class Operation>
+  static decision apply_stored(table_type& table, typename table_type::entry& found,
+                               const key_probe& probe, std::int64_t now,
+                               Operation& operation) noexcept {
+    decision d = operation(found.state);
     if (d.reset_after == std::chrono::nanoseconds::zero()) {
       table.erase(probe);
     } else {
@@ -189,10 +200,11 @@ class sharded_table final : public algorithm_table {
     return d;
   }
 
-  static decision step_new(table_type& table, const key_probe& probe, const quota& q,
-                           std::int64_t now, std::int64_t cost) noexcept {
+  template <class Operation>
+  static decision apply_new(table_type& table, const key_probe& probe, const quota& q,
+                            std::int64_t now, Operation& operation) noexcept {
     typename A::state state = A::fresh(q, now);
-    decision d = A::step(state, q, now, cost);
+    decision d = operation(state);
     if (d.reset_after == std::chrono::nanoseconds::zero()) return d;  // as fresh as before
     auto* added = table.insert(probe, now);
     if (added == nullptr) {
@@ -318,6 +330,25 @@ class basic_in_memory_storage {
   template <algorithm A>
   decision decide(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost) {
     return table<A>().decide(key, q, now, cost);
+  }
+
+  /// Reserves `cost` units of `key` for a request that may wait up to `max_wait` ns: see
+  /// A::reserve. An admission fills `b`, which cancel() takes.
+  template <reservable A>
+  decision reserve(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost,
+                   std::int64_t max_wait, typename A::booking& b) {
+    return table<A>().apply(key, q, now, [&](typename A::state& state) noexcept {
+      return A::reserve(state, q, now, cost, max_wait, b);
+    });
+  }
+
+  /// Gives back what the reservation booked as `b` took: see A::cancel.
+  template <reservable A>
+  decision cancel(std::string_view key, const quota& q, std::int64_t now,
+                  const typename A::booking& b) {
+    return table<A>().apply(key, q, now, [&](typename A::state& state) noexcept {
+      return A::cancel(state, q, now, b);
+    });
   }
 
   /// Decides one request of `cost` against several rules at once, all or nothing: rule i

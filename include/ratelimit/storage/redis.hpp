@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <span>
@@ -21,9 +23,11 @@
 #include "ratelimit/algorithm.hpp"
 #include "ratelimit/decision.hpp"
 #include "ratelimit/detail/wide_math.hpp"
+#include "ratelimit/observer.hpp"
 #include "ratelimit/quota.hpp"
 #include "ratelimit/storage.hpp"
 #include "ratelimit/storage/in_memory.hpp"
+#include "ratelimit/storage/redis/booking.hpp"
 #include "ratelimit/storage/redis/circuit_breaker.hpp"
 #include "ratelimit/storage/redis/connection_pool.hpp"
 #include "ratelimit/storage/redis/deny_cache.hpp"
@@ -83,6 +87,7 @@ struct redis_options {
 /// Per-key state in Redis, shared by every process that uses the same server and prefix.
 /// One decision is one EVALSHA of the algorithm's Lua twin (storage/redis/scripts.hpp):
 /// the read-modify-write runs atomically on the server, with a TTL set in the same script.
+/// The buckets also reserve and cancel (reserve(), cancel()): one EVALSHA each as well.
 /// A script the server lost (restart, failover, SCRIPT FLUSH) is loaded again and the call
 /// retried once; a call that failed otherwise is never replayed, since it may have run.
 ///
@@ -118,14 +123,9 @@ class redis_storage {
     // Which requests Redis decided; a buffer per thread, so that no call allocates.
     thread_local std::vector<char> decided;
     decided.assign(requests.size(), false);
-    const auto started = detail::redis::clock::now();
-    if (s.breaker.allow(started)) {
-      if (run<A>(s, requests, q, now, started + s.options.timeout, out, decided)) {
-        s.breaker.succeeded();
-      } else {
-        s.breaker.failed(detail::redis::clock::now());
-      }
-    }
+    attempt(s, [&](detail::redis::clock::time_point deadline) {
+      return run<A>(s, requests, q, now, deadline, out, decided);
+    });
     for (std::size_t i = 0; i < requests.size(); ++i) {
       if (!decided[i]) {
         out[i] = without_backend<A>(s, requests[i], q, now);
@@ -153,6 +153,100 @@ class redis_storage {
       const std::array<std::string_view, sizeof...(As)>& keys,
       const std::array<quota, sizeof...(As)>& quotas, std::int64_t now, std::int64_t cost) {
     return decide_all_of<As...>(keys, quotas, now, cost, std::index_sequence_for<As...>{});
+  }
+
+  /// Books `cost` units of `key` for a request that may wait up to `max_wait` ns, as
+  /// A::reserve does (see in_memory_storage::reserve), in one EVALSHA of A's own script
+  /// told the wait; an admission fills `b`, which cancel() takes. With client time in 1ns
+  /// units, decisions and bookings are in_memory_storage's to the nanosecond, but for a
+  /// clamp on the wait, which keeps what a reservation leaves exact in the script's
+  /// doubles: at most 2^50 units (13 days at 1ns, 35 years at 1us) for both buckets, and
+  /// for a token bucket at most (2^53 − 1 − burst·period) / limit units (period in units),
+  /// so that its debt stays below 2^53 (at 1ns: 2^50 for per_second(1000), 7'340'031 for
+  /// per(2^30, 2^20ns)). A reservation that needs a longer wait is rejected, its
+  /// retry_after counted from the clamped wait: the clamp only ever admits less. Units of
+  /// more than 1ns floor the wait to whole units, so that a delay never exceeds it.
+  ///
+  /// Never throws; blocks at most the timeout. Without Redis (the breaker open, or this call
+  /// failed) the failure policy answers, `degraded`, and nothing is booked on Redis: `b`
+  /// becomes a booking of cost 0, whose cancel gives back nothing, and the limiter never
+  /// cancels a degraded reservation anyway. If Redis rejected the key shortly before (the
+  /// deny cache), a reservation whose wait doesn't reach the end of that rejection is
+  /// rejected, retry_after the time until it would; otherwise fail_open admits it, delay
+  /// the time until the rejection ends (0 if none); fail_closed rejects it, retry_after
+  /// the probe interval; local_fallback reserves on the local in-memory storage at the
+  /// quota divided by fallback_instances (units it never gets back), delay at least until
+  /// the rejection ends.
+  template <reservable A>
+  requires requires { detail::redis::cancel_script<A>::source; }
+  decision reserve(std::string_view key, const quota& q, std::int64_t now, std::int64_t cost,
+                   std::int64_t max_wait, typename A::booking& b) {
+    using units = detail::redis::booking_units<A>;
+    shared& s = *shared_;
+    const std::int64_t unit = unit_ns();
+    const std::int64_t wait = units::max_wait(q, max_wait, unit);
+    std::optional<detail::redis::decoded_reservation> r;
+    attempt(s, [&](detail::redis::clock::time_point deadline) {
+      r = run_reserve<A>(s, key, q, now, cost, wait, deadline, b);
+      return r.has_value();
+    });
+    if (!r) return reserve_without_backend<A>(s, key, q, now, cost, max_wait, b);
+    const decision& d = r->value;
+    // The deny cache holds when a plain step (try_acquire) of the key passes again: that is
+    // what decide() remembers, and what the policies read. A rejected reservation's
+    // retry_after counts to when the same reservation passes: sooner than the step by its
+    // wait (token bucket), or sooner or later (leaky bucket: the step is bounded by the
+    // capacity, the reservation by its wait). Remembered as is, it could let a degraded
+    // try_acquire through while Redis still rejects it, or lock out one Redis admits; so
+    // what is remembered is the step's own retry_after, from the state the script left.
+    if (d.allowed) {
+      s.denied.forget(script<A>::name, key);
+    } else if (d.retry_after != std::chrono::nanoseconds::max()) {
+      const std::chrono::nanoseconds step =
+          units::step_retry_after(d, r->state, q, cost, wait, unit);
+      if (step.count() > 0) {
+        s.denied.remember(script<A>::name, key, detail::saturating_add(now, step.count()));
+      } else {
+        s.denied.forget(script<A>::name, key);  // a step passes now
+      }
+    }
+    return d;
+  }
+
+  /// Gives back what the reservation booked as `b` (by reserve(), on this storage, under
+  /// `q`) took, as A::cancel does (see in_memory_storage::cancel): one EVALSHA of A's
+  /// cancel script, which returns the key's state after, as a decision admitting nothing.
+  /// A booking whose fields the script can't hold exactly (not whole units below 2^53:
+  /// no reservation on this storage returns one) gives back nothing, rather than something
+  /// rounded that later bookings count on.
+  ///
+  /// Never throws; blocks at most the timeout, and not at all while the breaker is open.
+  /// Without Redis it does nothing and returns a degraded decision admitting nothing: the
+  /// units stay booked until they would have been used. The deny cache is left as it is.
+  template <reservable A>
+  requires requires { detail::redis::cancel_script<A>::source; }
+  decision cancel(std::string_view key, const quota& q, std::int64_t now,
+                  const typename A::booking& b) {
+    shared& s = *shared_;
+    std::optional<decision> d;
+    attempt(s, [&](detail::redis::clock::time_point deadline) {
+      d = run_cancel<A>(s, key, q, now, b, deadline);
+      return d.has_value();
+    });
+    // A give-back may leave a deny cache entry stricter than Redis would now be: the safe
+    // side, and only while Redis is away.
+    if (!d) return decision{.limit = q.limit, .degraded = true};
+    return *d;
+  }
+
+  /// Calls `listener` on every failure from now on, on the failing thread: "unavailable"
+  /// (refused, timed out, broken, or an error reply such as OOM) or "breaker_open" (not
+  /// tried: Redis is deemed away). A limiter whose observer has `on_backend_error` adds
+  /// a copy of it here when built. Listeners live as long as the storage; each must be
+  /// thread-safe and must not throw.
+  void add_error_listener(std::function<void(const backend_error&)> listener) {
+    const std::lock_guard lock{shared_->listeners_mutex};
+    shared_->listeners.push_back(std::move(listener));
   }
 
   /// Whether Redis is deemed away: the breaker is open and the failure policy decides.
@@ -207,7 +301,39 @@ class redis_storage {
     detail::redis::circuit_breaker breaker;
     detail::redis::deny_cache denied;
     in_memory_storage local;
+    std::mutex listeners_mutex;
+    std::vector<std::function<void(const backend_error&)>> listeners;
+
+    void report(std::string_view what) noexcept {
+      const std::lock_guard lock{listeners_mutex};
+      for (const auto& listener : listeners) listener({.backend = "redis", .what = what});
+    }
   };
+
+  /// This process's share of `q` while Redis is away: local_fallback.
+  static quota fallback_share(const shared& s, const quota& q) {
+    const std::int64_t n = s.options.fallback_instances;
+    return {std::max<std::int64_t>(q.limit / n, 1), q.period,
+            std::max<std::int64_t>(q.burst / n, 1)};
+  }
+
+  /// Runs `run(deadline)` unless the breaker is open, and keeps the breaker and the error
+  /// listeners informed. True if Redis answered.
+  template <class Run>
+  static bool attempt(shared& s, Run run) {
+    const auto started = detail::redis::clock::now();
+    if (!s.breaker.allow(started)) {
+      s.report("breaker_open");
+      return false;
+    }
+    if (run(started + s.options.timeout)) {
+      s.breaker.succeeded();
+      return true;
+    }
+    s.breaker.failed(detail::redis::clock::now());
+    s.report("unavailable");
+    return false;
+  }
 
   template <algorithm A>
   using script = detail::redis::script<A>;
@@ -359,6 +485,156 @@ class redis_storage {
     return detail::redis::load_script(c, script<A>::source, sha<A>(), deadline);
   }
 
+  /// A decimal integer in a buffer of its own.
+  struct decimal {
+    explicit decimal(std::int64_t v) {
+      size = static_cast<std::size_t>(
+          std::to_chars(digits.data(), digits.data() + digits.size(), v).ptr - digits.data());
+    }
+    std::string_view view() const { return {digits.data(), size}; }
+
+    std::array<char, 24> digits{};
+    std::size_t size = 0;
+  };
+
+  /// One EVALSHA (`argv`, whose second argument is `sha`), loading `source` once if the
+  /// server lost it; `read(reply)` returns the outcome it found. True if it was `decided`.
+  /// A timeout or an I/O error closes the connection: what it holds is unknown.
+  template <class Read>
+  static bool evaluate(shared& s, std::span<const std::string_view> argv, std::string_view source,
+                       std::string_view sha, detail::redis::clock::time_point deadline,
+                       Read&& read) {
+    auto lease = s.pool.acquire(deadline);
+    if (!lease) return false;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (attempt == 1 && !detail::redis::load_script(*lease, source, sha, deadline)) {
+        lease.break_off();
+        return false;
+      }
+      lease->append(argv);
+      redisReply* reply = lease->flush(deadline) ? lease->receive(deadline) : nullptr;
+      if (reply == nullptr) {
+        lease.break_off();
+        return false;
+      }
+      const detail::redis::outcome result = read(reply);
+      freeReplyObject(reply);
+      if (result != detail::redis::outcome::noscript) {
+        return result == detail::redis::outcome::decided;
+      }
+    }
+    return false;
+  }
+
+  template <reservable A>
+  static const std::string& cancel_sha() {
+    static const std::string digest =
+        detail::redis::sha1_hex(detail::redis::cancel_script<A>::source);
+    return digest;
+  }
+
+  /// A's script as a reservation waiting up to `wait` units; Redis's decision and the state
+  /// it left, or nothing if Redis did not decide. ARGV as a step's, then the wait.
+  template <reservable A>
+  std::optional<detail::redis::decoded_reservation> run_reserve(
+      shared& s, std::string_view key, const quota& q, std::int64_t now, std::int64_t cost,
+      std::int64_t wait, detail::redis::clock::time_point deadline, typename A::booking& b) {
+    const arguments args(*this, q, now);
+    thread_local std::string name;
+    detail::redis::key_name(name, args.prefix, script<A>::name, 1, key);
+    // As in append(): a cost above every capacity is "never", and fits in a double.
+    const decimal cost_text(std::min(cost, args.capacity + 1));
+    const decimal wait_text(wait);
+    const std::array<std::string_view, 12> argv{"EVALSHA",     sha<A>(),     "1",
+                                                name,          args.now(),   args.limit(),
+                                                args.period(), args.burst(), cost_text.view(),
+                                                args.unit(),   args.slack(), wait_text.view()};
+    std::optional<detail::redis::decoded_reservation> out;
+    evaluate(s, argv, script<A>::source, sha<A>(), deadline, [&](const redisReply* reply) {
+      const detail::redis::decoded_reservation r =
+          detail::redis::decode_reservation(reply, q, args.unit_ns);
+      if (r.result != detail::redis::outcome::decided) return r.result;
+      typename A::booking booked{};
+      if (r.value.allowed &&
+          !detail::redis::booking_units<A>::from_reply(r.state, cost, args.unit_ns, q, booked)) {
+        return detail::redis::outcome::failed;
+      }
+      if (r.value.allowed) b = booked;
+      out = r;
+      return detail::redis::outcome::decided;
+    });
+    return out;
+  }
+
+  /// A's cancel script for booking `b`; the key's state after, or nothing if Redis did not
+  /// answer. ARGV as a step's, with the booking's cost, then its two fields in units.
+  template <reservable A>
+  std::optional<decision> run_cancel(shared& s, std::string_view key, const quota& q,
+                                     std::int64_t now, const typename A::booking& b,
+                                     detail::redis::clock::time_point deadline) {
+    const arguments args(*this, q, now);
+    thread_local std::string name;
+    detail::redis::key_name(name, args.prefix, script<A>::name, 1, key);
+    const detail::redis::cancel_arguments booked =
+        detail::redis::booking_units<A>::to_units(b, q, args.unit_ns);
+    const decimal cost_text(booked.cost);
+    const decimal first(booked.state[0]);
+    const decimal second(booked.state[1]);
+    const std::array<std::string_view, 13> argv{"EVALSHA",     cancel_sha<A>(), "1",
+                                                name,          args.now(),      args.limit(),
+                                                args.period(), args.burst(),    cost_text.view(),
+                                                args.unit(),   args.slack(),    first.view(),
+                                                second.view()};
+    std::optional<decision> out;
+    evaluate(s, argv, detail::redis::cancel_script<A>::source, cancel_sha<A>(), deadline,
+             [&](const redisReply* reply) {
+               const detail::redis::decoded d = detail::redis::decode(reply, q, args.unit_ns);
+               if (d.result == detail::redis::outcome::decided) out = d.value;
+               return d.result;
+             });
+    return out;
+  }
+
+  /// A reservation's answer without Redis: see reserve().
+  template <reservable A>
+  static decision reserve_without_backend(shared& s, std::string_view key, const quota& q,
+                                          std::int64_t now, std::int64_t cost,
+                                          std::int64_t max_wait, typename A::booking& b) {
+    b = {};  // nothing booked on Redis: a cost of 0, whose cancel gives back nothing
+    decision d{.limit = q.limit, .degraded = true};
+    // Until when Redis last said a step of the key is rejected: a reservation then waits
+    // at least that long.
+    std::int64_t held = 0;
+    if (const std::int64_t until = s.denied.rejected_until(script<A>::name, key); until > now) {
+      held = detail::saturate(detail::i128{until} - now);
+      d.reset_after = std::chrono::nanoseconds{held};
+      if (held > max_wait) {
+        d.retry_after = std::chrono::nanoseconds{held - max_wait};
+        return d;
+      }
+    }
+    switch (s.options.on_failure) {
+      case failure_policy::fail_open:
+        d.allowed = true;
+        d.delay = std::chrono::nanoseconds{held};
+        break;
+      case failure_policy::fail_closed:
+        d.retry_after = s.options.probe_interval;
+        break;
+      case failure_policy::local_fallback: {
+        const quota share = fallback_share(s, q);
+        // Degraded, so never cancelled: the local booking is not kept.
+        typename A::booking local{};
+        d = s.local.template reserve<A>(key, share, now, cost, max_wait, local);
+        d.limit = q.limit;
+        d.degraded = true;
+        if (d.allowed) d.delay = std::max(d.delay, std::chrono::nanoseconds{held});
+        break;
+      }
+    }
+    return d;
+  }
+
   template <algorithm A>
   static decision without_backend(shared& s, const request& r, const quota& q, std::int64_t now) {
     decision d{.limit = q.limit, .degraded = true};
@@ -374,9 +650,7 @@ class redis_storage {
         d.retry_after = s.options.probe_interval;
         break;
       case failure_policy::local_fallback: {
-        const std::int64_t n = s.options.fallback_instances;
-        const quota share{std::max<std::int64_t>(q.limit / n, 1), q.period,
-                          std::max<std::int64_t>(q.burst / n, 1)};
+        const quota share = fallback_share(s, q);
         d = s.local.decide<A>(r.key, share, now, r.cost);
         d.limit = q.limit;
         d.degraded = true;
@@ -405,16 +679,9 @@ class redis_storage {
     (check_rule<As>(I, quotas[I], unit), ...);
     shared& s = *shared_;
     std::array<decision, n> out{};
-    bool decided = false;
-    const auto started = detail::redis::clock::now();
-    if (s.breaker.allow(started)) {
-      decided = run_all<As...>(s, keys, quotas, now, cost, started + s.options.timeout, out);
-      if (decided) {
-        s.breaker.succeeded();
-      } else {
-        s.breaker.failed(detail::redis::clock::now());
-      }
-    }
+    const bool decided = attempt(s, [&](detail::redis::clock::time_point deadline) {
+      return run_all<As...>(s, keys, quotas, now, cost, deadline, out);
+    });
     if (!decided) return all_without_backend<As...>(s, keys, quotas, now, cost);
     const auto remember = [&](std::string_view name, std::string_view key, const decision& d) {
       if (d.allowed) {
@@ -445,8 +712,6 @@ class redis_storage {
                detail::redis::clock::time_point deadline,
                std::array<decision, sizeof...(As)>& out) {
     constexpr std::size_t n = sizeof...(As);
-    auto lease = s.pool.acquire(deadline);
-    if (!lease) return false;
     const redis_options& o = s.options;
     const std::int64_t unit = unit_ns();
     const std::array<std::string_view, n> names{script<As>::name...};
@@ -484,25 +749,10 @@ class redis_storage {
       argv[argc++] = number(std::min(cost, std::max(q.limit, q.burst) + 1));
     }
 
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (attempt == 1 && !detail::redis::load_script(*lease, multi_script<As...>::source(),
-                                                      multi_sha<As...>(), deadline)) {
-        lease.break_off();
-        return false;
-      }
-      lease->append(std::span{argv.data(), argc});
-      redisReply* reply = lease->flush(deadline) ? lease->receive(deadline) : nullptr;
-      if (reply == nullptr) {
-        lease.break_off();  // a timeout or an I/O error: what the connection holds is unknown
-        return false;
-      }
-      const detail::redis::outcome result = detail::redis::decode_all(reply, quotas, unit, out);
-      freeReplyObject(reply);
-      if (result != detail::redis::outcome::noscript) {
-        return result == detail::redis::outcome::decided;
-      }
-    }
-    return false;
+    return evaluate(s, std::span{argv.data(), argc}, multi_script<As...>::source(),
+                    multi_sha<As...>(), deadline, [&](const redisReply* reply) {
+                      return detail::redis::decode_all(reply, quotas, unit, out);
+                    });
   }
 
   /// The set's decision without Redis. A rule whose key Redis rejected shortly before
@@ -528,13 +778,8 @@ class redis_storage {
     }
     const failure_policy policy = s.options.on_failure;
     if (!denied && policy == failure_policy::local_fallback) {
-      const std::int64_t n = s.options.fallback_instances;
       std::array<quota, N> shares{};
-      for (std::size_t i = 0; i < N; ++i) {
-        const quota& q = quotas[i];
-        shares[i] = quota{std::max<std::int64_t>(q.limit / n, 1), q.period,
-                          std::max<std::int64_t>(q.burst / n, 1)};
-      }
+      for (std::size_t i = 0; i < N; ++i) shares[i] = fallback_share(s, quotas[i]);
       out = s.local.template decide_all<As...>(keys, shares, now, cost);
       for (std::size_t i = 0; i < N; ++i) {
         out[i].limit = quotas[i].limit;

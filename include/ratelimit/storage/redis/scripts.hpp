@@ -28,12 +28,22 @@
 /// | 2..5 | limit, period in units, burst, cost (1 <= cost <= min(limit, burst))      |
 /// | 6    | unit_ns (divides 1'000'000)                                               |
 /// | 7    | TTL slack in milliseconds, added to every TTL (1 with server time)        |
+/// | 8    | buckets only, optional: a reservation's longest wait in units (see below) |
 /// The reply is `{allowed (1/0), remaining, retry_after, reset_after, delay}`, the last
 /// three in units, -1 for "never" (nanoseconds::max() in C++). A key whose state is fresh
 /// again is deleted; any other key written gets a TTL of `reset_after` (rounded up to the
 /// millisecond) plus the slack. A script fails with an error reply when now is out of range.
 /// What a key holds is the script's own business: little-endian doubles in a string, or a
 /// list of records for the sliding log.
+///
+/// Reservations (the buckets): given ARGV[8], the step's script is A::reserve with that
+/// longest wait, in units, and its reply carries two more integers, the state it left:
+/// `refilled_at` and `deficit` (token bucket), `drains_at` and `fraction` (leaky bucket),
+/// in units (the fraction in 1/limit unit). Without ARGV[8] (or with it empty) it is the
+/// plain step, as a multi-rule script's rules always are. A cancel is a script of its own,
+/// `cancel_script<A>`, on the same key: ARGV 1 to 7 as above with ARGV[5] the booking's
+/// cost, then ARGV 8 and 9 the state the reservation left, as its reply gave them; it
+/// replies with the key's state after, as a decision admitting nothing.
 ///
 /// Lua numbers are doubles, exact for integers below 2^53. The scripts assume times below
 /// 2^52 units in magnitude (microseconds since 1970 until the year 2112; nanoseconds of a
@@ -189,14 +199,31 @@ end
 inline constexpr std::string_view prelude =
     joined<prelude_time, prelude_arguments, prelude_arithmetic, prelude_state>::value;
 
-inline constexpr std::string_view token_bucket_body = R"lua(
+// The buckets' scripts are assembled from parts, so that a reservation and its cancel run
+// the very lines a plain step runs: the state, what changes it, then what the decision
+// reports and the save. ARGV[8], when given and not empty, turns a step into a
+// reservation (see token_bucket_take and leaky_bucket_take); a multi-rule script's rules
+// never get one, so they step.
+
+inline constexpr std::string_view token_bucket_state = R"lua(
 -- State (refilled_at, deficit): the bucket holds burst - deficit / period tokens, the
--- deficit counting missing tokens in 1/period token so that refills never round.
+-- deficit counting missing tokens in 1/period token so that refills never round. Above
+-- the capacity it is a debt that reservations left: the storage clamps their waits so
+-- that it stays below 2^53 - burst * period.
 local key, burst = KEYS[1], ARGV[4] + 0
 local old = redis.call('GET', key)
 local refilled_at, deficit = now, 0
 if old then refilled_at, deficit = struct.unpack('<dd', old) end
+local capacity = burst * period
 
+-- The time until `units` (1/period token) have refilled, counted from refilled_at.
+local function wait(units)
+  if units == 0 then return 0 end
+  return math.max(0, refilled_at + ceil_div(units, limit) - now)
+end
+)lua";
+
+inline constexpr std::string_view token_bucket_refill = R"lua(
 -- A clock stepped back refills nothing until it passes refilled_at again.
 if now > refilled_at then
   local elapsed = now - refilled_at
@@ -209,15 +236,16 @@ if now > refilled_at then
   end
   refilled_at = now
 end
+)lua";
 
--- The time until `units` (1/period token) have refilled, counted from refilled_at.
-local function wait(units)
-  if units == 0 then return 0 end
-  return math.max(0, refilled_at + ceil_div(units, limit) - now)
-end
-
-local capacity = burst * period
-local allowed, retry = 0, 0
+inline constexpr std::string_view token_bucket_take = R"lua(
+-- ARGV[8]: a reservation's longest wait in units; a request whose tokens refill within it
+-- is admitted now, with that wait as its delay, and the bucket goes into debt. A plain
+-- step waits 0, which a missing token always exceeds.
+local reserving = ARGV[8] ~= nil and ARGV[8] ~= ''
+local max_wait = 0
+if reserving then max_wait = ARGV[8] + 0 end
+local allowed, retry, delay = 0, 0, 0
 if cost > burst then
   retry = -1
 else
@@ -227,19 +255,67 @@ else
     deficit = deficit + cost * period
     allowed = 1
   else
-    retry = wait(deficit - room)
+    local ready = wait(deficit - room)
+    if ready <= max_wait then
+      deficit = deficit + cost * period
+      allowed, delay = 1, ready
+    else
+      retry = ready - max_wait
+    end
   end
 end
--- A deficit above the capacity (a quota that shrank) holds no whole token.
+)lua";
+
+inline constexpr std::string_view token_bucket_settle = R"lua(
+-- A deficit above the capacity (a debt, or a quota that shrank) holds no whole token.
 local remaining = 0
 if deficit < capacity then remaining = burst - ceil_div(deficit, period) end
 local reset = wait(deficit)
 
 save(key, old, struct.pack('<dd', refilled_at, deficit), reset)
-return {allowed, remaining, retry, reset, 0}
 )lua";
 
-inline constexpr std::string_view leaky_bucket_body = R"lua(
+inline constexpr std::string_view token_bucket_reply = R"lua(
+-- A reservation also reports the state it left, which its booking keeps for cancel.
+if reserving then return {allowed, remaining, retry, reset, delay, refilled_at, deficit} end
+return {allowed, remaining, retry, reset, delay}
+)lua";
+
+inline constexpr std::string_view token_bucket_body =
+    joined<token_bucket_state, token_bucket_refill, token_bucket_take, token_bucket_settle,
+           token_bucket_reply>::value;
+
+/// algorithms::token_bucket::cancel, on the state as stored (before this call's refill).
+/// ARGV[5] is the booking's cost (0 gives back nothing), ARGV[8] and ARGV[9] its
+/// booked_at and deficit in units. The units refilled since the booking, elapsed * limit,
+/// may pass 2^53: like the refill, the script compares elapsed with a quotient instead
+/// of computing that product.
+inline constexpr std::string_view token_bucket_cancel = R"lua(
+local booked_at, booked = ARGV[8] + 0, ARGV[9] + 0
+-- A state older than the booking is not the one it was booked on: it owes nothing.
+if refilled_at >= booked_at then
+  local elapsed = refilled_at - booked_at
+  -- What refills alone would have left of the booked deficit; a booking still standing
+  -- since adds to it, and then nothing is given back.
+  local untouched = 0
+  if elapsed < ceil_div(booked, limit) then untouched = booked - elapsed * limit end
+  if deficit == untouched then
+    local give = cost * period
+    if deficit > give then deficit = deficit - give else deficit = 0 end
+  end
+end
+)lua";
+
+/// What a cancel replies: the key's state after it, as a decision that admits nothing.
+inline constexpr std::string_view bucket_cancel_reply = R"lua(
+return {0, remaining, 0, reset, 0}
+)lua";
+
+inline constexpr std::string_view token_bucket_cancel_body =
+    joined<token_bucket_state, token_bucket_cancel, token_bucket_refill, token_bucket_settle,
+           bucket_cancel_reply>::value;
+
+inline constexpr std::string_view leaky_bucket_state = R"lua(
 -- State (drains_at, fraction): the queue drains at drains_at + fraction / limit, so the
 -- interval period / limit never rounds. A missing key is a queue that drained at the
 -- beginning of the clock; one that drains now is the same, for this call.
@@ -251,7 +327,8 @@ if old then drains_at, fraction = struct.unpack('<dd', old) end
 -- Lengths of queue are in 1/limit of a unit: a request takes period of them.
 local capacity = burst * period
 -- A queue further ahead than this is longer than the capacity (after the clock stepped
--- back), whatever its fraction: its exact length, past 2^53, is never needed.
+-- back, or behind reservations), whatever its fraction: its exact length, which may pass
+-- 2^53, is never needed.
 local longest_ahead = div(capacity, limit)
 local function queued()
   local ahead = drains_at - now
@@ -259,12 +336,36 @@ local function queued()
   if ahead > longest_ahead then return capacity + 1 end
   return ahead * limit + fraction
 end
+)lua";
 
+inline constexpr std::string_view leaky_bucket_take = R"lua(
+local reserving = ARGV[8] ~= nil and ARGV[8] ~= ''
 local allowed, retry, delay = 0, 0, 0
-local waiting = queued()
 if cost > burst then
   retry = -1
+elseif reserving then
+  -- ARGV[8]: a reservation's longest wait in units. It is admitted iff its delay, the time
+  -- until the queue ahead of it drains, is at most that wait, however long the queue: it
+  -- may pass the capacity, and its length in 1/limit unit pass 2^53, so it is counted
+  -- from drains_at in whole units. The storage clamps the wait to 2^50 units, so that
+  -- drains_at stays below 2^53.
+  local max_wait = ARGV[8] + 0
+  local start_at, start_fraction = now, 0
+  if drains_at >= now then start_at, start_fraction = drains_at, fraction end
+  local ready = start_at - now
+  if start_fraction > 0 then ready = ready + 1 end
+  if ready <= max_wait then
+    allowed, delay = 1, ready
+    local length = start_fraction + cost * period
+    local whole = div(length, limit)
+    drains_at, fraction = start_at + whole, length - whole * limit
+  else
+    -- At ready - max_wait from now the queue ahead is max_wait long.
+    retry = ready - max_wait
+  end
 else
+  -- A step is admitted iff the queue leaves room for it under the capacity.
+  local waiting = queued()
   local room = capacity - cost * period
   if waiting <= room then
     allowed = 1
@@ -283,7 +384,9 @@ else
     retry = math.max(0, admitted_from - now)
   end
 end
+)lua";
 
+inline constexpr std::string_view leaky_bucket_settle = R"lua(
 local held = queued()
 local remaining = 0
 if held < capacity then remaining = div(capacity - held, period) end
@@ -292,8 +395,35 @@ if fraction > 0 then drained = drained + 1 end
 local reset = math.max(0, drained - now)
 
 save(key, old, struct.pack('<dd', drains_at, fraction), reset)
+)lua";
+
+inline constexpr std::string_view leaky_bucket_reply = R"lua(
+-- A reservation also reports the queue it left, which its booking keeps for cancel.
+if reserving then return {allowed, remaining, retry, reset, delay, drains_at, fraction} end
 return {allowed, remaining, retry, reset, delay}
 )lua";
+
+inline constexpr std::string_view leaky_bucket_body =
+    joined<leaky_bucket_state, leaky_bucket_take, leaky_bucket_settle, leaky_bucket_reply>::value;
+
+/// algorithms::leaky_bucket::cancel. ARGV[5] is the booking's cost (0 gives back nothing),
+/// ARGV[8] and ARGV[9] the queue it left, drains_at in units and fraction in 1/limit unit.
+/// A missing key is a fresh one, which no booking left (C++'s fresh queue drained at the
+/// beginning of the clock): it gives back nothing.
+inline constexpr std::string_view leaky_bucket_cancel = R"lua(
+if old and drains_at == ARGV[8] + 0 and fraction == ARGV[9] + 0 then
+  -- tat - cost * period, without drains_at * limit (which may pass 2^53): the cost's
+  -- length of queue is whole units plus a fraction below limit.
+  local length = cost * period
+  local whole = div(length, limit)
+  drains_at, fraction = drains_at - whole, fraction - (length - whole * limit)
+  if fraction < 0 then drains_at, fraction = drains_at - 1, fraction + limit end
+end
+)lua";
+
+inline constexpr std::string_view leaky_bucket_cancel_body =
+    joined<leaky_bucket_state, leaky_bucket_cancel, leaky_bucket_settle,
+           bucket_cancel_reply>::value;
 
 inline constexpr std::string_view fixed_window_body = R"lua(
 -- State (window, count): window k covers [k * period, (k + 1) * period).
@@ -512,6 +642,22 @@ struct script<algorithms::leaky_bucket> {
     // A queue length is at most the capacity plus a fraction below limit.
     check_bucket("leaky_bucket", q, period, unit_ns, true);
   }
+};
+
+/// The script that gives back what a reservation of algorithm A booked: one
+/// specialization per reservable algorithm that Redis serves. It runs on the key of
+/// `script<A>`.
+template <class A>
+struct cancel_script;
+
+template <>
+struct cancel_script<algorithms::token_bucket> {
+  static constexpr std::string_view source = joined<prelude, token_bucket_cancel_body>::value;
+};
+
+template <>
+struct cancel_script<algorithms::leaky_bucket> {
+  static constexpr std::string_view source = joined<prelude, leaky_bucket_cancel_body>::value;
 };
 
 template <>
