@@ -63,6 +63,22 @@ TEST(Observer, SeesWaitsAndReservationsOnce) {
   EXPECT_EQ(seen.size(), 2u);
 }
 
+TEST(Observer, SeesEachDecisionOfABatchAndEachReservation) {
+  std::vector<recorded> seen;
+  manual_clock clock;
+  observed_bucket<recorder> limiter{quota::per_second(2), clock, ratelimit::in_memory_storage{},
+                                    recorder{&seen}};
+  const ratelimit::request batch[] = {{"a", 1}, {"b", 2}, {"a", 2}};
+  static_cast<void>(limiter.try_acquire_many(batch));
+  const auto r = limiter.reserve("c", 1, 1s);
+  EXPECT_TRUE(r.outstanding());
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[1].key, "b");
+  EXPECT_FALSE(seen[2].allowed);
+  EXPECT_EQ(seen[3].key, "c");
+  EXPECT_TRUE(seen[3].allowed);
+}
+
 TEST(Observer, NoObserverCostsNoSpace) {
   using plain = ratelimit::token_bucket<>;
   using observed = observed_bucket<ratelimit::no_observer>;

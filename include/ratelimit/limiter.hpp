@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -99,7 +100,12 @@ class basic_limiter {
                                        std::chrono::nanoseconds max_wait) {
     check_cost(cost);
     check_wait(max_wait);
-    return reserve_at(key, cost, max_wait.count(), detail::now_nanoseconds(clock_));
+    std::optional<reservation<A>> r;
+    observed(key, [&] {
+      r.emplace(reserve_at(key, cost, max_wait.count(), detail::now_nanoseconds(clock_)));
+      return r->decision();
+    });
+    return std::move(*r);
   }
 
   /// Gives back what `r`, reserved on `key` by this limiter, took, if no request still
@@ -182,6 +188,7 @@ class basic_limiter {
   [[nodiscard]] std::vector<decision> try_acquire_many(std::span<const request> requests) {
     for (const request& r : requests) check_cost(r.cost);
     std::vector<decision> out(requests.size());
+    const auto started = std::chrono::steady_clock::now();
     const std::int64_t now = detail::now_nanoseconds(clock_);
     if constexpr (requires {
                     storage_.template decide_many<Algorithm>(requests, quota_, now, std::span{out});
@@ -191,6 +198,17 @@ class basic_limiter {
       for (std::size_t i = 0; i < requests.size(); ++i) {
         out[i] =
             storage_.template decide<Algorithm>(requests[i].key, quota_, now, requests[i].cost);
+      }
+    }
+    if constexpr (decision_observer<Observer>) {
+      // Each decision of a batch is told with the batch's latency: they were made together.
+      const std::chrono::nanoseconds latency = std::chrono::steady_clock::now() - started;
+      for (std::size_t i = 0; i < requests.size(); ++i) {
+        observer_.on_decision({.key = requests[i].key,
+                               .decision = out[i],
+                               .rule = 0,
+                               .rule_name = {},
+                               .latency = latency});
       }
     }
     return out;
