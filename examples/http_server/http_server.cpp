@@ -9,7 +9,7 @@
 //   Prometheus metrics at /metrics.
 //
 //   http_server --port 8080 --plan free=100/h --plan pro="1000/h burst 100"
-//               --key alice=free --key bob=pro [--redis 127.0.0.1:6379]
+//               --key alice=free --key bob=pro [--redis redis://127.0.0.1:6379]
 //               [--trusted-proxy 10.0.0.0/8]
 //
 // With --port 0 it picks a free port. It prints "listening on <port>" once it accepts.
@@ -84,7 +84,10 @@ options parse(int argc, char** argv) {
       if (!o.plans.contains(plan_name)) throw std::invalid_argument("no plan " + plan_name);
       o.plan_of_key.insert_or_assign(std::move(key), std::move(plan_name));
     } else if (flag == "--redis") {
-      const auto [host, port] = split(value, ':');
+      // redis://host:port, or host:port.
+      const std::string_view scheme = "redis://";
+      const auto [host, port] =
+          split(value.starts_with(scheme) ? value.substr(scheme.size()) : value, ':');
       o.redis = {host, std::stoi(port)};
     } else if (flag == "--trusted-proxy") {
       o.identity.trusted_proxies.emplace_back(value);

@@ -181,7 +181,7 @@ def fleet():
                 break
             except OSError:
                 time.sleep(0.1)  # waiting for a process to listen, not for time
-        servers = [Server("--redis", f"127.0.0.1:{port}") for _ in range(2)]
+        servers = [Server("--redis", f"redis://127.0.0.1:{port}") for _ in range(2)]
         loads = [subprocess.Popen(["wrk", "-t1", "-c8", "-d2s", "-H", "X-API-Key: k-load",
                                    s.url + "/items"], stdout=subprocess.PIPE, text=True)
                  for s in servers]
