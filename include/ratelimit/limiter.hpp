@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -61,9 +62,8 @@ class basic_limiter {
   /// units if it may. Throws std::invalid_argument only for `cost <= 0`.
   [[nodiscard]] decision try_acquire(std::string_view key, std::int64_t cost = 1) {
     check_cost(cost);
-    return observed(key, [&] {
-      return storage_.template decide<Algorithm>(key, quota_, detail::now_nanoseconds(clock_),
-                                                 cost);
+    return observed(key, [&](std::int64_t now) {
+      return storage_.template decide<Algorithm>(key, quota_, now, cost);
     });
   }
 
@@ -84,8 +84,8 @@ class basic_limiter {
     if constexpr (requires { storage_.template prepare<Algorithm>(valid); }) {
       storage_.template prepare<Algorithm>(valid);
     }
-    return observed(key, [&] {
-      return storage_.template decide<Algorithm>(key, valid, detail::now_nanoseconds(clock_), cost);
+    return observed(key, [&](std::int64_t now) {
+      return storage_.template decide<Algorithm>(key, valid, now, cost);
     });
   }
 
@@ -101,8 +101,8 @@ class basic_limiter {
     check_cost(cost);
     check_wait(max_wait);
     std::optional<reservation<A>> r;
-    observed(key, [&] {
-      r.emplace(reserve_at(key, cost, max_wait.count(), detail::now_nanoseconds(clock_)));
+    observed(key, [&](std::int64_t now) {
+      r.emplace(reserve_at(key, cost, max_wait.count(), now));
       return r->decision();
     });
     return std::move(*r);
@@ -145,8 +145,9 @@ class basic_limiter {
     std::int64_t now = detail::now_nanoseconds(clock_);
     const std::int64_t deadline = detail::saturating_add(now, max_wait.count());
     if constexpr (reserving_storage_for<Storage, Algorithm>) {
-      decision d =
-          observed(key, [&] { return reserve_at(key, cost, max_wait.count(), now).decision(); });
+      decision d = observed(key, [&](std::int64_t) {
+        return reserve_at(key, cost, max_wait.count(), now).decision();
+      });
       if (d.allowed && d.delay.count() > 0) {
         wait(detail::saturating_add(now, d.delay.count()), deadline, jitter);
         d.delay = {};
@@ -154,8 +155,9 @@ class basic_limiter {
       return d;
     } else {
       for (;;) {
-        decision d = observed(
-            key, [&] { return storage_.template decide<Algorithm>(key, quota_, now, cost); });
+        decision d = observed(key, [&](std::int64_t) {
+          return storage_.template decide<Algorithm>(key, quota_, now, cost);
+        });
         if (d.allowed) {
           // A leaky bucket on a storage that can't reserve: admitted is queued, and the
           // queue's delay (at most burst intervals) must be honoured even past max_wait.
@@ -220,12 +222,16 @@ class basic_limiter {
   Observer& observer() noexcept { return observer_; }
 
  private:
-  /// `decide()`, told to the observer if it listens: with no observer, just `decide()`.
+  /// `decide(now)`, told to the observer if it listens: with no observer, just that.
   template <class Decide>
   decision observed(std::string_view key, Decide decide) {
     if constexpr (decision_observer<Observer>) {
       const auto started = std::chrono::steady_clock::now();
-      const decision d = decide();
+      // On steady_clock, the limiter's reading of the time starts the latency too: one
+      // clock read fewer, a third of what observing costs.
+      const decision d = decide(std::is_same_v<Clock, std::chrono::steady_clock>
+                                    ? detail::to_nanoseconds(started.time_since_epoch())
+                                    : detail::now_nanoseconds(clock_));
       observer_.on_decision({.key = key,
                              .decision = d,
                              .rule = 0,
@@ -233,7 +239,7 @@ class basic_limiter {
                              .latency = std::chrono::steady_clock::now() - started});
       return d;
     } else {
-      return decide();
+      return decide(detail::now_nanoseconds(clock_));
     }
   }
 
