@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -37,10 +38,13 @@ struct leaky_bucket {
     return take<false>(s, q, now, cost, 0, unused);
   }
 
-  /// What a reservation took, for cancel: the queue right after it.
+  /// What a reservation took, for cancel: the queue right after it, and the queue it
+  /// would have been without it (`queue` may be saturated at the end of the clock, where
+  /// subtracting the reservation back out could no longer be exact).
   struct booking {
     state queue;
     std::int64_t cost;
+    state without;
   };
 
   /// As step, but the request is admitted iff its `delay` is at most `max_wait`, which
@@ -50,10 +54,11 @@ struct leaky_bucket {
   /// until this same reservation would succeed.
   static constexpr decision reserve(state& s, const quota& q, std::int64_t now, std::int64_t cost,
                                     std::int64_t max_wait, booking& b) noexcept {
+    // A negative wait is none; a delay of nanoseconds::max() would read as "never".
+    const std::int64_t wait = std::clamp<std::int64_t>(max_wait, 0, detail::int64_max - 1);
     return take<true>(
         s, q, now, cost,
-        detail::wide_mul(static_cast<std::uint64_t>(max_wait), static_cast<std::uint64_t>(q.limit)),
-        b);
+        detail::wide_mul(static_cast<std::uint64_t>(wait), static_cast<std::uint64_t>(q.limit)), b);
   }
 
   /// Gives back what reservation `b` took. Until another request joins the queue, that is
@@ -64,13 +69,8 @@ struct leaky_bucket {
   static constexpr decision cancel(state& s, const quota& q, std::int64_t now,
                                    const booking& b) noexcept {
     const auto limit = static_cast<std::uint64_t>(q.limit);
-    if (s.drains_at == b.queue.drains_at && s.fraction == b.queue.fraction) {
-      const detail::i128 tat =
-          detail::i128{s.drains_at} * static_cast<detail::i128>(limit) + s.fraction -
-          static_cast<detail::i128>(units(b.cost, static_cast<std::uint64_t>(q.period.count())));
-      const detail::i128 whole = detail::floor_div(tat, static_cast<detail::i128>(limit));
-      s = {static_cast<std::int64_t>(whole),
-           static_cast<std::int64_t>(tat - whole * static_cast<detail::i128>(limit))};
+    if (b.cost > 0 && s.drains_at == b.queue.drains_at && s.fraction == b.queue.fraction) {
+      s = b.without;
     }
     decision d{.limit = q.limit};
     const auto interval = static_cast<std::uint64_t>(q.period.count());
@@ -91,18 +91,20 @@ struct leaky_bucket {
     const u128 queued = queued_at(s, now, limit);
     const u128 delay = detail::ceil_div(queued, limit);
 
+    const u128 longest = longest_queue(limit);
     decision d{.limit = q.limit};
     if (cost > q.burst ||
         detail::i128{now} + static_cast<detail::i128>(delay) > detail::int64_max) {
       d.retry_after = std::chrono::nanoseconds::max();
     } else if (const u128 after = queued + units(cost, interval);
-               Reserving ? queued <= reserve_room : after <= capacity) {
+               queued <= longest && (Reserving ? queued <= reserve_room : after <= capacity)) {
       d.allowed = true;
       d.delay = std::chrono::nanoseconds{static_cast<std::int64_t>(delay)};
       s = draining_at(now, after, limit);
-      if (Reserving) b = {s, cost};
+      if (Reserving) b = {s, cost, draining_at(now, queued, limit)};
     } else {
-      const u128 room = Reserving ? reserve_room : capacity - units(cost, interval);
+      const u128 room =
+          std::min(Reserving ? reserve_room : capacity - units(cost, interval), longest);
       d.retry_after = detail::wait_until(admitted_from(s, room, limit), now);
     }
     settle(d, s, capacity, interval, limit, now);
@@ -114,10 +116,17 @@ struct leaky_bucket {
                                std::int64_t now) noexcept {
     const detail::i128 drained = detail::i128{s.drains_at} + (s.fraction > 0 ? 1 : 0);
     const detail::u128 held = queued_at(s, now, limit);
-    if (drained <= detail::int64_max && held < capacity) {
+    if (drained <= detail::int64_max && held < capacity && held <= longest_queue(limit)) {
       d.remaining = static_cast<std::int64_t>(detail::divide(capacity - held, interval).quotient);
     }
     d.reset_after = detail::wait_until(drained, now);
+  }
+
+  /// The longest queue (1/limit ns) a request may join: its delay must stay below
+  /// nanoseconds::max(), which reads as "never". Before the clock's epoch a queue may end
+  /// within the clock while the wait for it is longer; a request then waits until it is not.
+  static constexpr detail::u128 longest_queue(std::uint64_t limit) noexcept {
+    return detail::wide_mul(static_cast<std::uint64_t>(detail::int64_max - 1), limit);
   }
 
   static constexpr detail::u128 units(std::int64_t requests, std::uint64_t interval) noexcept {

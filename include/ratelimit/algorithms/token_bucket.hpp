@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -59,7 +60,9 @@ struct token_bucket {
   /// A rejection's `retry_after` is the wait until this same reservation would succeed.
   static constexpr decision reserve(state& s, const quota& q, std::int64_t now, std::int64_t cost,
                                     std::int64_t max_wait, booking& b) noexcept {
-    return take<true>(s, q, now, cost, max_wait, b);
+    // A negative wait is none; a delay of nanoseconds::max() would read as "never".
+    return take<true>(s, q, now, cost, std::clamp<std::int64_t>(max_wait, 0, detail::int64_max - 1),
+                      b);
   }
 
   /// Gives back what reservation `b` took, if no request still standing was booked on the
@@ -81,8 +84,7 @@ struct token_bucket {
     if (s.refilled_at >= b.booked_at) {
       const detail::u128 booked = detail::u128{b.deficit_high} << 64 | b.deficit_low;
       const detail::u128 refilled = detail::wide_mul(
-          static_cast<std::uint64_t>(s.refilled_at) - static_cast<std::uint64_t>(b.booked_at),
-          limit);
+          static_cast<std::uint64_t>(detail::i128{s.refilled_at} - b.booked_at), limit);
       const detail::u128 untouched = booked > refilled ? booked - refilled : 0;
       if (deficit == untouched) {
         const detail::u128 give = detail::wide_mul(static_cast<std::uint64_t>(b.cost), period);
@@ -114,16 +116,17 @@ struct token_bucket {
                deficit + spend <= capacity) {
       deficit += spend;
       d.allowed = true;
-    } else if (const std::chrono::nanoseconds until =
-                   wait(s, deficit - (capacity - spend), limit, now);
-               Reserving && until != std::chrono::nanoseconds::max() && until.count() <= max_wait) {
+    } else if (const detail::i128 ready = refilled(s, deficit - (capacity - spend), limit);
+               ready > detail::int64_max) {
+      d.retry_after = std::chrono::nanoseconds::max();
+    } else if (Reserving && ready - now <= max_wait) {
       deficit += spend;
       d.allowed = true;
-      d.delay = until;
+      d.delay = detail::wait_until(ready, now);
     } else {
-      d.retry_after = until == std::chrono::nanoseconds::max()
-                          ? until
-                          : until - std::chrono::nanoseconds{max_wait};
+      // max_wait comes off before the wait saturates: a clock near its start may be more
+      // than int64 nanoseconds before `ready`, and max_wait less may still fit.
+      d.retry_after = detail::wait_until(ready - max_wait, now);
     }
     settle(d, s, deficit, q, now);
     if (Reserving && d.allowed) b = {s.refilled_at, s.deficit_low, s.deficit_high, cost};
@@ -134,8 +137,7 @@ struct token_bucket {
   static constexpr detail::u128 refill(state& s, detail::u128 deficit, std::uint64_t limit,
                                        std::int64_t now) noexcept {
     if (now > s.refilled_at) {
-      const std::uint64_t elapsed =
-          static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(s.refilled_at);
+      const auto elapsed = static_cast<std::uint64_t>(detail::i128{now} - s.refilled_at);
       const detail::u128 refilled = detail::wide_mul(elapsed, limit);
       deficit = deficit > refilled ? deficit - refilled : 0;
       s.refilled_at = now;
@@ -154,14 +156,17 @@ struct token_bucket {
     d.reset_after = wait(s, deficit, static_cast<std::uint64_t>(q.limit), now);
   }
 
-  /// The wait until `units` (1/period token) have refilled, counted from `refilled_at`,
-  /// which a stepped-back clock has not reached yet.
+  /// The instant by which `units` (1/period token) have refilled, counted from
+  /// `refilled_at`, which a stepped-back clock has not reached yet.
+  static constexpr detail::i128 refilled(const state& s, detail::u128 units,
+                                         std::uint64_t limit) noexcept {
+    return detail::i128{s.refilled_at} + static_cast<detail::i128>(detail::ceil_div(units, limit));
+  }
+
   static constexpr std::chrono::nanoseconds wait(const state& s, detail::u128 units,
                                                  std::uint64_t limit, std::int64_t now) noexcept {
     if (units == 0) return std::chrono::nanoseconds::zero();
-    return detail::wait_until(
-        detail::i128{s.refilled_at} + static_cast<detail::i128>(detail::ceil_div(units, limit)),
-        now);
+    return detail::wait_until(refilled(s, units, limit), now);
   }
 };
 

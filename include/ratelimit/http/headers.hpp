@@ -171,16 +171,15 @@ constexpr std::int64_t window_seconds(const decision& d) noexcept {
   return ceil_seconds(d.reset_after);
 }
 
-// The Unix second at which `now + after` falls, rounded up; 0 before 1970.
+// The Unix second at which `now + after` falls, rounded up; 0 before 1970. In 128 bits
+// throughout: the whole seconds of an instant before 1677 overflow int64 nanoseconds.
 inline std::int64_t unix_seconds(std::chrono::system_clock::time_point now,
                                  std::chrono::nanoseconds after) noexcept {
-  const auto since_epoch = now.time_since_epoch();
-  const auto whole = std::chrono::floor<std::chrono::seconds>(since_epoch);
-  const auto fraction = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - whole);
-  const i128 rest = i128{fraction.count()} + std::max<std::int64_t>(0, after.count());
-  const i128 seconds = i128{whole.count()} + rest / nanoseconds_per_second +
-                       (rest % nanoseconds_per_second != 0 ? 1 : 0);
-  return seconds < 0 ? 0 : saturate(seconds);
+  using tick = std::chrono::system_clock::period;
+  const i128 at =
+      i128{now.time_since_epoch().count()} * tick::num * nanoseconds_per_second / tick::den +
+      std::max<std::int64_t>(0, after.count());
+  return at <= 0 ? 0 : saturate((at + nanoseconds_per_second - 1) / nanoseconds_per_second);
 }
 
 struct rule_view {

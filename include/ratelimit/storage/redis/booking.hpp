@@ -172,12 +172,17 @@ struct booking_units<algorithms::leaky_bucket> {
     // tat in 1/limit ns: below 2^53 · 2^53 · 10^6 in magnitude, within 128 bits.
     const i128 limit = q.limit;
     const i128 tat = (i128{drains_at} * limit + fraction) * unit_ns;
+    const i128 without = tat - i128{cost} * q.period.count();
     const i128 whole = floor_div(tat, limit);
-    if (whole > int64_max || whole < int64_min) {
+    const i128 whole_without = floor_div(without, limit);
+    if (whole > int64_max || whole_without < int64_min) {
       b = {};  // an instant int64 nanoseconds can't hold: cost 0, its cancel gives back nothing
       return true;
     }
-    b = {{static_cast<std::int64_t>(whole), static_cast<std::int64_t>(tat - whole * limit)}, cost};
+    b = {{static_cast<std::int64_t>(whole), static_cast<std::int64_t>(tat - whole * limit)},
+         cost,
+         {static_cast<std::int64_t>(whole_without),
+          static_cast<std::int64_t>(without - whole_without * limit)}};
     return true;
   }
 
