@@ -1,6 +1,7 @@
 // Bytes per key at 10^6 keys, for each algorithm, measured rather than computed: this
 // program replaces the global operator new and delete to count the bytes live on the
-// heap, and reads the resident set size from /proc/self/statm beside it. Each benchmark
+// heap, and reads the resident set size from /proc/self/statm beside it (heap_counter.hpp,
+// shared with flood_check). Each benchmark
 // runs once (its time is the fill's) and reports counters:
 //   bytes_per_key      heap bytes live after the fill minus before, over the keys held
 //                      (as malloc_usable_size counts them: what malloc hands out, without
@@ -23,94 +24,23 @@
 
 #include <benchmark/benchmark.h>
 #include <malloc.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <new>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "heap_counter.hpp"
 #include "ratelimit/ratelimit.hpp"
 
 namespace {
 
-std::atomic<std::int64_t> live_bytes{0};
-/// The most live_bytes has been since it was last set (to live_bytes, by the flood).
-std::atomic<std::int64_t> peak_bytes{0};
-
-void* counted(void* p) noexcept {
-  if (p != nullptr) {
-    const auto size = static_cast<std::int64_t>(malloc_usable_size(p));
-    const std::int64_t live = live_bytes.fetch_add(size, std::memory_order_relaxed) + size;
-    std::int64_t peak = peak_bytes.load(std::memory_order_relaxed);
-    while (live > peak &&
-           !peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
-    }
-  }
-  return p;
-}
-
-void* allocate(std::size_t size) noexcept { return counted(std::malloc(size == 0 ? 1 : size)); }
-
-void* allocate(std::size_t size, std::align_val_t alignment) noexcept {
-  void* p = nullptr;
-  const auto align = std::max(static_cast<std::size_t>(alignment), sizeof(void*));
-  if (posix_memalign(&p, align, size == 0 ? 1 : size) != 0) return nullptr;
-  return counted(p);
-}
-
-void release(void* p) noexcept {
-  if (p == nullptr) return;
-  live_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
-  std::free(p);
-}
-
-void* allocate_or_throw(void* p) {
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-}  // namespace
-
-void* operator new(std::size_t size) { return allocate_or_throw(allocate(size)); }
-void* operator new[](std::size_t size) { return allocate_or_throw(allocate(size)); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  return allocate_or_throw(allocate(size, a));
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  return allocate_or_throw(allocate(size, a));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
-void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return allocate(size, a);
-}
-void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return allocate(size, a);
-}
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
-
-namespace {
+using heap_counter::live_bytes;
+using heap_counter::peak_bytes;
+using heap_counter::resident_bytes;
 
 constexpr std::size_t key_count = 1'000'000;
 
@@ -123,16 +53,6 @@ const std::vector<std::string>& keys() {
     return k;
   }();
   return all;
-}
-
-std::int64_t resident_bytes() {
-  long pages = 0;
-  long resident = 0;
-  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(statm, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(statm);
-  }
-  return static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE);
 }
 
 /// Fills a table by calling `fill` once per key and reports what the table grew by.
@@ -210,13 +130,10 @@ void flood(benchmark::State& state) {
     {
       limiter l{ratelimit::quota::per_hour(1000), ratelimit::manual_clock(),
                 ratelimit::in_memory_storage({.max_keys = flood_max_keys})};
-      char key[24] = "flood:";
-      constexpr std::size_t prefix = 6;
+      heap_counter::numbered_keys key("flood:");
       for (std::size_t i = 0; i < flood_keys; ++i) {
         l.clock().advance(std::chrono::nanoseconds{100});
-        const char* end = std::to_chars(key + prefix, key + sizeof key, i).ptr;
-        benchmark::DoNotOptimize(
-            l.try_acquire(std::string_view{key, static_cast<std::size_t>(end - key)}));
+        benchmark::DoNotOptimize(l.try_acquire(key[i]));
         if ((i & 0xffff) == 0xffff) resident_peak = std::max(resident_peak, resident_bytes());
       }
       resident_peak = std::max(resident_peak, resident_bytes());

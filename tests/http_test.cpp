@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/invalid_argument.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -25,6 +27,7 @@ using ratelimit::http::header_options;
 using ratelimit::http::headers_for;
 using ratelimit::http::policy;
 using ratelimit::http::reset_format;
+using ratelimit_test::invalid_argument_from;
 using std::chrono::nanoseconds;
 using wall = std::chrono::system_clock;
 
@@ -211,44 +214,33 @@ TEST(HttpHeaders, PolicyNamesAreQuotedAndEscapedAsSfStrings) {
             "\"" + std::string(128, '\\') + "\";r=1;t=1");
 }
 
-// The message of the std::invalid_argument `make` throws; "" if it throws none.
-template <class Make>
-std::string error(Make make) {
-  try {
-    make();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(HttpHeaders, PolicyNamesThatAreNotPrintableAsciiAreRefusedByName) {
-  EXPECT_EQ(error([] { policy("", 1s); }),
+  EXPECT_EQ(invalid_argument_from([] { policy("", 1s); }),
             R"(ratelimit::http::policy: name "": must not be empty)");
   EXPECT_EQ(
-      error([] { policy("a\nb", 1s); }),
+      invalid_argument_from([] { policy("a\nb", 1s); }),
       R"(ratelimit::http::policy: name "a\nb": byte 1 is not printable ASCII (0x20 to 0x7e))");
   EXPECT_EQ(
-      error([] { policy("a\tb", 1s); }),
+      invalid_argument_from([] { policy("a\tb", 1s); }),
       R"(ratelimit::http::policy: name "a\tb": byte 1 is not printable ASCII (0x20 to 0x7e))");
   EXPECT_EQ(
-      error([] { policy("x\x7f", 1s); }),
+      invalid_argument_from([] { policy("x\x7f", 1s); }),
       R"(ratelimit::http::policy: name "x\x7f": byte 1 is not printable ASCII (0x20 to 0x7e))");
-  EXPECT_EQ(error([] { policy("d\xc3\xa9j\xc3\xa0", 1s); }),
+  EXPECT_EQ(invalid_argument_from([] { policy("d\xc3\xa9j\xc3\xa0", 1s); }),
             "ratelimit::http::policy: name \"d\xc3\xa9j\xc3\xa0\": byte 1 is not printable ASCII "
             "(0x20 to 0x7e)");
   EXPECT_EQ(
-      error([] {
+      invalid_argument_from([] {
         policy(std::string{"a\0b", 3}, 1s);
       }),
       R"(ratelimit::http::policy: name "a\x00b": byte 1 is not printable ASCII (0x20 to 0x7e))");
-  EXPECT_EQ(error([] { policy(std::string(65, 'x'), 1s); }),
+  EXPECT_EQ(invalid_argument_from([] { policy(std::string(65, 'x'), 1s); }),
             "ratelimit::http::policy: name \"" + std::string(65, 'x') +
                 "\": must be at most 64 bytes (got 65)");
-  EXPECT_EQ(error([] { policy(std::string(64, 'x'), 1s); }), "");
-  EXPECT_EQ(error([] { policy("p", 0s); }),
+  EXPECT_EQ(invalid_argument_from([] { policy(std::string(64, 'x'), 1s); }), "(threw nothing)");
+  EXPECT_EQ(invalid_argument_from([] { policy("p", 0s); }),
             R"(ratelimit::http::policy: "p": window must be > 0ns (got 0ns))");
-  EXPECT_EQ(error([] { policy("p", -1ns); }),
+  EXPECT_EQ(invalid_argument_from([] { policy("p", -1ns); }),
             R"(ratelimit::http::policy: "p": window must be > 0ns (got -1ns))");
 }
 
@@ -387,7 +379,7 @@ TEST(HttpHeaders, PoliciesForRefusesABadRuleName) {
       rule<algorithms::token_bucket>{"ok", quota::per_second(1)},
       rule<algorithms::fixed_window>{"bad\r\nX-Injected: 1", quota::per_minute(1)}};
   EXPECT_EQ(
-      error([&] { ratelimit::http::policies_for(rules); }),
+      invalid_argument_from([&] { ratelimit::http::policies_for(rules); }),
       R"(ratelimit::http::policy: name "bad\r\nX-Injected: 1": byte 3 is not printable ASCII (0x20 to 0x7e))");
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "support/invalid_argument.hpp"
 #include "support/seed.hpp"
 
 namespace {
@@ -26,6 +27,7 @@ using ratelimit::http::identity_options;
 using ratelimit::http::identity_source;
 using ratelimit::http::ip_address;
 using ratelimit::http::ip_network;
+using ratelimit_test::invalid_argument_from;
 
 // The canonical text of `text`, or "(invalid)".
 std::string canonical(std::string_view text) {
@@ -42,17 +44,6 @@ std::string key(const client_identity& identity, std::optional<std::string_view>
 
 std::string peer_key(std::string_view peer, identity_options options = {}) {
   return key(client_identity{std::move(options)}, std::nullopt, peer);
-}
-
-// The message of the std::invalid_argument `make` throws; "" if it throws none.
-template <class Make>
-std::string error(Make make) {
-  try {
-    make();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(IpAddress, ReadsDottedQuads) {
@@ -187,36 +178,36 @@ TEST(IpNetwork, HoldsTheAddressesOfItsPrefix) {
 
 TEST(IpNetwork, RefusesBadBlocksQuotingThem) {
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/33"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/33"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/33": prefix length must be 0 to 32 (got 33))");
-  EXPECT_EQ(error([] { ip_network::parse("::/129"); }),
+  EXPECT_EQ(invalid_argument_from([] { ip_network::parse("::/129"); }),
             R"(ratelimit::http::ip_network: "::/129": prefix length must be 0 to 128 (got 129))");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.1/8"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.1/8"); }),
       R"(ratelimit::http::ip_network: "10.0.0.1/8": bits are set after the /8 prefix (the block is 10.0.0.0/8))");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/08"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/08"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/08": prefix length must be a number 0 to 32 (got "08"))");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/": prefix length must be a number 0 to 32 (got ""))");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/+8"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/+8"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/+8": prefix length must be a number 0 to 32 (got "+8"))");
-  EXPECT_EQ(error([] { ip_network::parse("banana"); }),
+  EXPECT_EQ(invalid_argument_from([] { ip_network::parse("banana"); }),
             R"(ratelimit::http::ip_network: "banana": not an IPv4 or IPv6 address: "banana")");
-  EXPECT_EQ(error([] { ip_network::parse(""); }),
+  EXPECT_EQ(invalid_argument_from([] { ip_network::parse(""); }),
             R"(ratelimit::http::ip_network: "": not an IPv4 or IPv6 address: "")");
   EXPECT_EQ(
-      error([] { ip_network::parse(" 10.0.0.0/8"); }),
+      invalid_argument_from([] { ip_network::parse(" 10.0.0.0/8"); }),
       R"(ratelimit::http::ip_network: " 10.0.0.0/8": not an IPv4 or IPv6 address: " 10.0.0.0")");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/8\n"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/8\n"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/8\n": prefix length must be a number 0 to 32 (got "8\n"))");
   EXPECT_EQ(
-      error([] { ip_network::parse("10.0.0.0/0"); }),
+      invalid_argument_from([] { ip_network::parse("10.0.0.0/0"); }),
       R"(ratelimit::http::ip_network: "10.0.0.0/0": bits are set after the /0 prefix (the block is 0.0.0.0/0))");
-  EXPECT_EQ(error([] { ip_network::parse("0.0.0.0/0"); }), "");
+  EXPECT_EQ(invalid_argument_from([] { ip_network::parse("0.0.0.0/0"); }), "(threw nothing)");
 }
 
 TEST(ClientIdentity, IPv4IsKeyedByAddressAndIPv6ByItsSlash64) {
@@ -240,13 +231,13 @@ TEST(ClientIdentity, PrefixesAreConfigurable) {
 }
 
 TEST(ClientIdentity, RefusesPrefixesOutOfRange) {
-  EXPECT_EQ(error([] { client_identity{{.ipv4_prefix = 0}}; }),
+  EXPECT_EQ(invalid_argument_from([] { client_identity{{.ipv4_prefix = 0}}; }),
             "ratelimit::http::client_identity: ipv4_prefix must be 1 to 32 (got 0)");
-  EXPECT_EQ(error([] { client_identity{{.ipv4_prefix = 33}}; }),
+  EXPECT_EQ(invalid_argument_from([] { client_identity{{.ipv4_prefix = 33}}; }),
             "ratelimit::http::client_identity: ipv4_prefix must be 1 to 32 (got 33)");
-  EXPECT_EQ(error([] { client_identity{{.ipv6_prefix = 0}}; }),
+  EXPECT_EQ(invalid_argument_from([] { client_identity{{.ipv6_prefix = 0}}; }),
             "ratelimit::http::client_identity: ipv6_prefix must be 1 to 128 (got 0)");
-  EXPECT_EQ(error([] { client_identity{{.ipv6_prefix = 129}}; }),
+  EXPECT_EQ(invalid_argument_from([] { client_identity{{.ipv6_prefix = 129}}; }),
             "ratelimit::http::client_identity: ipv6_prefix must be 1 to 128 (got 129)");
 }
 
@@ -398,24 +389,24 @@ TEST(ClientIdentity, GarbageWhereATrustedHopWroteIsUnidentified) {
 
 TEST(ClientIdentity, RefusesBadTrustedProxiesNamingThem) {
   EXPECT_EQ(
-      error([] {
+      invalid_argument_from([] {
         client_identity{{.trusted_proxies = {"10.0.0.0/8", "10.0.0.0/33"}}};
       }),
       R"(ratelimit::http::client_identity: trusted_proxies[1] "10.0.0.0/33": )"
       R"(ratelimit::http::ip_network: "10.0.0.0/33": prefix length must be 0 to 32 (got 33))");
   EXPECT_EQ(
-      error([] { client_identity{{.trusted_proxies = {"proxy.internal"}}}; }),
+      invalid_argument_from([] { client_identity{{.trusted_proxies = {"proxy.internal"}}}; }),
       R"(ratelimit::http::client_identity: trusted_proxies[0] "proxy.internal": )"
       R"(ratelimit::http::ip_network: "proxy.internal": not an IPv4 or IPv6 address: "proxy.internal")");
   for (const char* everyone : {"0.0.0.0/0", "::/0", "::ffff:0:0/96", "::/1"}) {
-    EXPECT_EQ(error([&] { client_identity{{.trusted_proxies = {everyone}}}; }),
+    EXPECT_EQ(invalid_argument_from([&] { client_identity{{.trusted_proxies = {everyone}}}; }),
               std::string{R"(ratelimit::http::client_identity: trusted_proxies[0] ")"} + everyone +
                   R"(": trusts every address of a family, so any client could choose its key)");
   }
-  EXPECT_EQ(error([] {
+  EXPECT_EQ(invalid_argument_from([] {
               client_identity{{.trusted_proxies = {"0.0.0.0/1", "::ffff:0:0/97"}}};
             }),
-            "");
+            "(threw nothing)");
 }
 
 // Random text never crashes identify(), never comes out as a key other than a canonical

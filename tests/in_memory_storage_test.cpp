@@ -176,7 +176,7 @@ TYPED_TEST(InMemoryStorage, ManyIdleKeysDisappearWithinAsManyDecisions) {
 }
 
 // Keys fresh for an hour, in shards that none of the later traffic reaches: the sweeps
-// (automatic and sweep()) use the latest time each shard saw, not the storage.
+// (automatic and sweep()) reach them, as of the time of the latest decision.
 template <class Storage>
 void fill_shards_then_use_one_key(manual_clock clock, Storage& storage) {
   token_bucket<Storage> limiter{quota::per_second(1), clock, storage};
@@ -196,6 +196,26 @@ TYPED_TEST(InMemoryStorage, SweepDropsKeysFreshAtTheLatestTimeTheStorageSaw) {
   fill_shards_then_use_one_key(this->clock, storage);
   storage.sweep();
   EXPECT_EQ(storage.size(), 1u);
+}
+
+// A key swept as fresh and asked again after the clock stepped back to before the instant it
+// was fresh at starts fresh as of that instant: a fixed window keeps counting in the window
+// it had reached, rather than count an earlier window's limit again.
+TYPED_TEST(InMemoryStorage, AKeySweptAsFreshStartsAsOfTheInstantItWasFreshAtAfterAStepBack) {
+  const auto at = [this](std::chrono::minutes m) { this->clock.set(manual_clock::time_point{m}); };
+  TypeParam storage{in_memory_options{.max_keys = 1024, .shards = 1}};
+  fixed_window<TypeParam> limiter{quota::per_hour(1), this->clock, storage};
+  at(6h + 54min);
+  EXPECT_TRUE(limiter.try_acquire("k"));  // window 6's one
+  at(7h + 30min);
+  EXPECT_FALSE(limiter.try_acquire("probe", 2));  // tells the storage the time
+  EXPECT_EQ(storage.sweep(), 1u);                 // "k", fresh since 7h
+  at(6h + 57min);                                 // back into window 6
+  EXPECT_TRUE(limiter.try_acquire("k"));          // counted in window 7
+  at(7h + 45min);
+  EXPECT_FALSE(limiter.try_acquire("k"));  // window 7 holds one already
+  at(8h);
+  EXPECT_TRUE(limiter.try_acquire("k"));
 }
 
 TYPED_TEST(InMemoryStorage, KeysStillLimitedSurviveSweeps) {

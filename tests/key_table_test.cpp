@@ -53,7 +53,7 @@ TEST(KeyTable, SwappedWordTwinsDoNotCollideWhateverTheSeed) {
   constexpr std::uint64_t k2 = 0x94d049bb133111eb;
   const std::uint64_t a = 0x1122334455667788;
   const std::uint64_t b = 0x0102030405060708;
-  const std::uint64_t length_mask = 16 * k2;
+  const auto length_mask = static_cast<std::uint64_t>(ratelimit::detail::wide_mul(16, k2));
   const std::uint64_t twin_a = b ^ length_mask ^ k0 ^ k1;
   const std::uint64_t twin_b = a ^ k0 ^ k1 ^ length_mask;
   char key[16];
@@ -63,8 +63,9 @@ TEST(KeyTable, SwappedWordTwinsDoNotCollideWhateverTheSeed) {
   std::memcpy(twin, &twin_a, 8);
   std::memcpy(twin + 8, &twin_b, 8);
   int collisions = 0;
-  for (std::uint64_t seed = 1; seed <= 1000; ++seed) {
-    const std::uint64_t s = seed * 0x9e3779b97f4a7c15;
+  std::mt19937_64 seeds{1};
+  for (int i = 0; i < 1000; ++i) {
+    const std::uint64_t s = seeds();
     collisions += ratelimit::detail::seeded_hash({key, 16}, s) ==
                           ratelimit::detail::seeded_hash({twin, 16}, s)
                       ? 1

@@ -19,6 +19,7 @@
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
 #include "support/child_process.hpp"
+#include "support/decision_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/shared_redis_server.hpp"
 
@@ -37,8 +38,7 @@ using ratelimit_test::describe;
 using ratelimit_test::redis_server;
 using ratelimit_test::start_gate;
 
-template <class A>
-using redis_limiter = ratelimit::basic_limiter<A, manual_clock, redis_storage>;
+using ratelimit_test::redis_limiter;
 
 auto* const environment = ratelimit_test::shared_redis_server::install();
 

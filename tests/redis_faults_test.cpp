@@ -30,6 +30,7 @@
 
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
+#include "support/decision_options.hpp"
 #include "support/fault_options.hpp"
 #include "support/redis_server.hpp"
 
@@ -52,10 +53,8 @@ using kind = redis_reply::kind;
 using std::chrono::nanoseconds;
 using steady = std::chrono::steady_clock;
 
-template <class A>
-using redis_limiter = ratelimit::basic_limiter<A, manual_clock, redis_storage>;
-template <class A>
-using memory_limiter = ratelimit::basic_limiter<A, manual_clock, ratelimit::in_memory_storage>;
+using ratelimit_test::memory_limiter;
+using ratelimit_test::redis_limiter;
 using bucket = redis_limiter<algorithms::token_bucket>;
 
 constexpr auto timeout = ratelimit_test::fault_timeout;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/algorithm_probe.hpp"
+#include "support/decision_options.hpp"
 #include "support/fault_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/shared_redis_server.hpp"
@@ -41,7 +42,6 @@ using ratelimit::redis_options;
 using ratelimit::redis_storage;
 using ratelimit::rule;
 using ratelimit::rule_scope;
-using ratelimit::time_source;
 using ratelimit_test::describe;
 using ratelimit_test::redis_reply;
 using ratelimit_test::redis_server;
@@ -68,11 +68,7 @@ std::string test_prefix() {
 
 /// Client time in nanoseconds: decisions identical to the in-memory storage's.
 redis_options client_options(std::string prefix) {
-  return {.port = server().port(),
-          .timeout = 5s,
-          .key_prefix = std::move(prefix),
-          .time = time_source::client,
-          .client_time_unit = 1ns};
+  return ratelimit_test::client_time_options(server().port(), std::move(prefix));
 }
 
 redis_storage client_storage() { return redis_storage{client_options(test_prefix())}; }

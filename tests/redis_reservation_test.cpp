@@ -31,6 +31,7 @@
 
 #include "support/algorithm_probe.hpp"
 #include "support/algorithm_types.hpp"
+#include "support/decision_options.hpp"
 #include "support/fault_options.hpp"
 #include "support/redis_server.hpp"
 #include "support/seed.hpp"
@@ -47,17 +48,14 @@ using ratelimit::manual_clock;
 using ratelimit::quota;
 using ratelimit::redis_options;
 using ratelimit::redis_storage;
-using ratelimit::time_source;
 using ratelimit_test::describe;
 using ratelimit_test::redis_reply;
 using ratelimit_test::redis_server;
 using std::chrono::nanoseconds;
 using steady = std::chrono::steady_clock;
 
-template <class A>
-using redis_limiter = ratelimit::basic_limiter<A, manual_clock, redis_storage>;
-template <class A>
-using memory_limiter = ratelimit::basic_limiter<A, manual_clock, ratelimit::in_memory_storage>;
+using ratelimit_test::memory_limiter;
+using ratelimit_test::redis_limiter;
 
 /// Every key the decision tests write starts with this, so that the environment finds them.
 constexpr std::string_view prefix_root = "rl-test:";
@@ -72,24 +70,17 @@ std::string test_prefix(std::string_view what = "") {
   return ratelimit_test::test_prefix(prefix_root, what);
 }
 
-/// Client time in nanoseconds: decisions identical to the in-memory storage's. The timeout
-/// is generous: these tests are about decisions, and a slow machine must not degrade one.
+/// Client time in nanoseconds: decisions identical to the in-memory storage's.
 redis_options client_options(std::string prefix) {
-  return {.port = server().port(),
-          .timeout = 5s,
-          .key_prefix = std::move(prefix),
-          .time = time_source::client,
-          .client_time_unit = 1ns};
+  return ratelimit_test::client_time_options(server().port(), std::move(prefix));
 }
 
 using ratelimit_test::base_seed;
+using ratelimit_test::seed_text;
 
-/// A small in-memory storage, quick to build for each trace. A trace stays below 1024
-/// operations: a shard sweeps its keys back to fresh every 1024, which Redis (keeping them
-/// until their TTL) would not, and a clock that then steps back tells the two apart.
-ratelimit::in_memory_storage small_in_memory_storage() {
-  return ratelimit::in_memory_storage{{.max_keys = 64, .shards = 1}};
-}
+/// A trace stays below 1024 operations (see small_in_memory_storage): a key swept back to
+/// fresh, which Redis keeps until its TTL, is told apart by a clock that then steps back.
+using ratelimit_test::small_in_memory_storage;
 
 constexpr std::int64_t two_to_50 = std::int64_t{1} << 50;
 constexpr std::int64_t two_to_53 = std::int64_t{1} << 53;
@@ -124,7 +115,8 @@ std::string describe_booking(const algorithms::token_bucket::booking& b) {
 std::string describe_booking(const algorithms::leaky_bucket::booking& b) {
   std::ostringstream out;
   out << "{drains_at=" << b.queue.drains_at << ", fraction=" << b.queue.fraction
-      << ", cost=" << b.cost << "}";
+      << ", cost=" << b.cost << ", without=" << b.without.drains_at << "+" << b.without.fraction
+      << "}";
   return out.str();
 }
 
@@ -137,7 +129,8 @@ bool same_booking(const algorithms::token_bucket::booking& a,
 bool same_booking(const algorithms::leaky_bucket::booking& a,
                   const algorithms::leaky_bucket::booking& b) {
   return a.queue.drains_at == b.queue.drains_at && a.queue.fraction == b.queue.fraction &&
-         a.cost == b.cost;
+         a.cost == b.cost && a.without.drains_at == b.without.drains_at &&
+         a.without.fraction == b.without.fraction;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -460,8 +453,7 @@ TYPED_TEST(RedisReservation, ThroughTheLimiterEveryDecisionIsInMemorysStepByStep
   int compared = 0;
   for (std::size_t i = 0; i < quotas.size(); ++i) {
     const std::uint64_t seed = base_seed() + 101 + 1000 * i;
-    SCOPED_TRACE("seed " + std::to_string(seed) + " (RATELIMIT_TEST_SEED=" +
-                 std::to_string(base_seed()) + "), " + ratelimit_test::describe(quotas[i]));
+    SCOPED_TRACE(seed_text(seed) + ", " + ratelimit_test::describe(quotas[i]));
     through_limiters<A> driver(quotas[i], test_prefix(std::to_string(i)));
     compared += run_trace<A>(driver, quotas[i], seed, 700);
   }
@@ -474,8 +466,7 @@ TYPED_TEST(RedisReservation, ThroughTheStorageBookingsAndCancelsAreInMemorysToo)
   int compared = 0;
   for (std::size_t i = 0; i < quotas.size(); ++i) {
     const std::uint64_t seed = base_seed() + 202 + 1000 * i;
-    SCOPED_TRACE("seed " + std::to_string(seed) + " (RATELIMIT_TEST_SEED=" +
-                 std::to_string(base_seed()) + "), " + ratelimit_test::describe(quotas[i]));
+    SCOPED_TRACE(seed_text(seed) + ", " + ratelimit_test::describe(quotas[i]));
     through_storages<A> driver(quotas[i], test_prefix(std::to_string(i)));
     compared += run_trace<A>(driver, quotas[i], seed, 700);
   }

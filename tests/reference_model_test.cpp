@@ -21,60 +21,16 @@
 
 namespace {
 
-namespace algorithms = ratelimit::algorithms;
 namespace model = ratelimit_test::model;
 using ratelimit::decision;
 using ratelimit::quota;
 using ratelimit_test::random_requests;
 using ratelimit_test::request;
 
-/// The model each algorithm is held to, and the limiter that runs it.
+/// The limiter that runs algorithm A on a manual clock and the in-memory storage.
 template <class A>
-struct reference;
-
-template <>
-struct reference<algorithms::token_bucket> {
-  static constexpr const char* name = "TokenBucket";
-  using limiter = ratelimit::token_bucket<ratelimit::manual_clock>;
-  // DESIGN does not say what a clock stepped back means for the token bucket; the library
-  // says time stands still until the clock passes the latest instant seen again.
-  static model::bucket make(const quota& q, std::int64_t start) {
-    return {q, start, model::bucket::backwards::time_stands_still, false};
-  }
-};
-
-template <>
-struct reference<algorithms::leaky_bucket> {
-  static constexpr const char* name = "LeakyBucket";
-  using limiter = ratelimit::leaky_bucket<ratelimit::manual_clock>;
-  // DESIGN pins the leaky bucket's formula, `delay = max(0, tat − now)`, for any `now`.
-  static model::bucket make(const quota& q, std::int64_t start) {
-    return {q, start, model::bucket::backwards::literal_tat, true};
-  }
-};
-
-template <>
-struct reference<algorithms::fixed_window> {
-  static constexpr const char* name = "FixedWindow";
-  using limiter = ratelimit::fixed_window<ratelimit::manual_clock>;
-  static model::fixed_window make(const quota& q, std::int64_t start) { return {q, start}; }
-};
-
-template <>
-struct reference<algorithms::sliding_log> {
-  static constexpr const char* name = "SlidingLog";
-  using limiter = ratelimit::sliding_log<ratelimit::manual_clock>;
-  static model::sliding_log make(const quota& q, std::int64_t) { return model::sliding_log{q}; }
-};
-
-template <>
-struct reference<algorithms::sliding_window_counter> {
-  static constexpr const char* name = "SlidingWindowCounter";
-  using limiter = ratelimit::sliding_window_counter<ratelimit::manual_clock>;
-  static model::sliding_window_counter make(const quota& q, std::int64_t start) {
-    return {q, start};
-  }
-};
+using limiter_of =
+    ratelimit::basic_limiter<A, ratelimit::manual_clock, ratelimit::in_memory_storage>;
 
 /// Steps compared, mismatches found and in which fields; the first few mismatches of a trace
 /// are reported in full, the rest only counted, since one wrong decision can make a trace
@@ -131,7 +87,7 @@ void direct_trace(const quota& q, std::uint64_t seed, ratelimit_test::trace_shap
   random_requests requests(q, ratelimit_test::capacity<A>(q), seed, shape);
   requests.start_at(requests.start());
   typename A::state state = A::fresh(q, requests.now());
-  auto expected = reference<A>::make(q, requests.now());
+  auto expected = model::model_of<A>(q, requests.now());
   decision last{};
   for (int i = 0; i < steps; ++i) {
     const request r = requests.next(last);
@@ -145,10 +101,10 @@ void direct_trace(const quota& q, std::uint64_t seed, ratelimit_test::trace_shap
 /// back to fresh, which a clock stepped back could tell apart.
 template <class A>
 void limiter_trace(const quota& q, std::uint64_t seed, int steps, tally& totals) {
-  using model_type = decltype(reference<A>::make(q, 0));
+  using model_type = decltype(model::model_of<A>(q, 0));
   constexpr std::array<const char*, 3> keys{"alice", "bob", "a key longer than 15 bytes"};
   ratelimit::manual_clock clock;
-  typename reference<A>::limiter limiter{q, clock};
+  limiter_of<A> limiter{q, clock, ratelimit::in_memory_storage()};
   random_requests requests(q, ratelimit_test::capacity<A>(q), seed);
   requests.start_at(requests.start());
   std::vector<std::optional<model_type>> models(keys.size());
@@ -157,7 +113,7 @@ void limiter_trace(const quota& q, std::uint64_t seed, int steps, tally& totals)
     const std::size_t k = requests.below(keys.size());
     const request r = requests.next(last[k]);
     clock.set(ratelimit::manual_clock::time_point{std::chrono::nanoseconds{r.at}});
-    if (!models[k]) models[k].emplace(reference<A>::make(q, r.at));
+    if (!models[k]) models[k].emplace(model::model_of<A>(q, r.at));
     last[k] = limiter.try_acquire(keys[k], r.cost);
     totals.compare(models[k]->step(r.at, r.cost), last[k], r, keys[k]);
   }
@@ -196,8 +152,8 @@ void expect_traces_match(kind k, int traces, int steps) {
     const std::uint64_t seed = 1000 * static_cast<std::uint64_t>(k) + static_cast<std::uint64_t>(i);
     const quota q = i % 3 == 2 ? random_quota(seed, extreme)
                                : quotas[static_cast<std::size_t>(i) % quotas.size()];
-    SCOPED_TRACE(std::string(reference<A>::name) + " trace seed " + std::to_string(seed) + ", " +
-                 ratelimit_test::describe(q));
+    SCOPED_TRACE(ratelimit_test::algorithm_name_of<A>() + " trace seed " + std::to_string(seed) +
+                 ", " + ratelimit_test::describe(q));
     totals.start_trace();
     if (k == kind::limiter) {
       limiter_trace<A>(q, seed, steps, totals);

@@ -14,6 +14,7 @@
 // sends conform iff every run of them from t_i to t_j sends at most
 // burst + (t_j − t_i)·limit/period units; a leaky bucket's departures are cost·period/limit
 // apart, and try_acquire never queues past `burst` (a reservation is bounded by its max_wait).
+// Those bounds are in tests/support/reference_models.hpp, shared with fuzz/decision_fuzz.
 //
 // A delay is the exact wait rounded up to the nanosecond, so the instants a caller serves at
 // lie up to 1ns after the exact ones, and two of them may come that much closer together than
@@ -39,15 +40,23 @@
 #include <utility>
 #include <vector>
 
+#include "support/random_requests.hpp"
+#include "support/reference_models.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using ratelimit::decision;
 using ratelimit::manual_clock;
 using ratelimit::quota;
+using ratelimit_test::describe;
+using ratelimit_test::i128;
+using ratelimit_test::model::ceil_div;
+using ratelimit_test::model::describe;
+using ratelimit_test::model::same;
+using ratelimit_test::model::send;
+using ratelimit_test::model::to_string;
 using std::chrono::nanoseconds;
-
-__extension__ typedef __int128 i128;
 
 constexpr std::string_view key = "key";
 constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
@@ -57,53 +66,16 @@ constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
 // instant the library computes exactly is then an integer: an act instant, a token bucket's
 // deficit (in 1/period token), a leaky bucket's queue (in 1/limit ns).
 
-i128 ceil_div(i128 a, i128 b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
-
 i128 scaled(const quota& q, std::int64_t ns) { return i128{ns} * q.limit; }
 i128 unit(const quota& q) { return q.period.count(); }
 i128 capacity(const quota& q) { return q.burst * unit(q); }
 
-std::string to_string(i128 v) {
-  if (v < 0) return "-" + to_string(-v);
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  } while (v != 0);
-  return digits;
-}
-
-std::string describe(const quota& q) {
-  return "quota{limit=" + std::to_string(q.limit) + ", period=" + std::to_string(q.period.count()) +
-         "ns, burst=" + std::to_string(q.burst) + "}";
-}
-
-std::string describe(const decision& d) {
-  return std::string("{allowed=") + (d.allowed ? "1" : "0") +
-         " remaining=" + std::to_string(d.remaining) +
-         " retry_after=" + std::to_string(d.retry_after.count()) +
-         " reset_after=" + std::to_string(d.reset_after.count()) +
-         " delay=" + std::to_string(d.delay.count()) + (d.degraded ? " degraded" : "") + "}";
-}
-
-bool same(const decision& a, const decision& b) {
-  return a.allowed == b.allowed && a.limit == b.limit && a.remaining == b.remaining &&
-         a.retry_after == b.retry_after && a.reset_after == b.reset_after && a.delay == b.delay &&
-         a.degraded == b.degraded;
-}
-
-/// An admitted request: `cost` units sent at `at`, its act instant, in the model's time.
-struct send {
-  i128 at;
-  std::int64_t cost;
-  bool standing;
-};
-
-/// The sends of one key, in booking order.
+/// The sends of one key (an admitted request: `cost` units sent at `at`, its act instant, in
+/// the model's time), in booking order.
 class schedule {
  public:
   std::size_t book(i128 at, std::int64_t cost) {
-    sends_.push_back({at, cost, true});
+    sends_.push_back({{at, cost}, true});
     return sends_.size() - 1;
   }
   void cancel(std::size_t id) { sends_[id].standing = false; }
@@ -111,8 +83,8 @@ class schedule {
   /// The sends still standing, by act instant.
   std::vector<send> standing() const {
     std::vector<send> out;
-    for (const send& s : sends_) {
-      if (s.standing) out.push_back(s);
+    for (const booked& b : sends_) {
+      if (b.standing) out.push_back(b.sent);
     }
     std::stable_sort(out.begin(), out.end(),
                      [](const send& a, const send& b) { return a.at < b.at; });
@@ -121,14 +93,18 @@ class schedule {
 
   /// The latest booking still standing.
   std::optional<std::size_t> latest() const {
-    for (std::size_t i = sends_.size(); i-- > 0;) {
-      if (sends_[i].standing) return i;
+    for (std::size_t i = sends_.size(); i > 0; --i) {
+      if (sends_[i - 1].standing) return i - 1;
     }
     return std::nullopt;
   }
 
  private:
-  std::vector<send> sends_;
+  struct booked {
+    send sent;
+    bool standing;
+  };
+  std::vector<booked> sends_;
 };
 
 /// What the model expects of a call: the decision, and the admitted send's exact act instant.
@@ -205,21 +181,11 @@ struct token_bucket_model {
   }
 
   /// Empty if every run of sends, from the one at t_i to the one at t_j, sends at most
-  /// burst + (t_j − t_i)·limit/period units: in the model's time, units·period <=
-  /// burst·period + (t_j − t_i). Played through GCRA, that is tat_j − t_j <= burst·period
-  /// after every send j. `slack` widens every run by as much (for instants rounded up).
+  /// burst + (t_j − t_i)·limit/period units. `slack` widens every run by as much (for
+  /// instants rounded up).
   static std::string violation(const quota& q, const std::vector<send>& sends, std::int64_t,
                                i128 slack) {
-    std::optional<i128> tat;
-    for (const send& s : sends) {
-      tat = std::max(s.at, tat.value_or(s.at)) + s.cost * unit(q);
-      if (*tat - s.at > capacity(q) + slack) {
-        return "the sends up to the one of cost " + std::to_string(s.cost) + " at " +
-               to_string(s.at) + "/limit ns overdraw the bucket by " +
-               to_string(*tat - s.at - capacity(q)) + "/period token";
-      }
-    }
-    return "";
+    return ratelimit_test::model::token_bucket_overdraw(q, sends, slack);
   }
 
   /// The bucket bound is all there is (see violation).
@@ -297,31 +263,14 @@ struct leaky_bucket_model {
   /// `slack`: instants rounded up.
   static std::string violation(const quota& q, const std::vector<send>& sends, std::int64_t,
                                i128 slack) {
-    for (std::size_t k = 1; k < sends.size(); ++k) {
-      const send& s = sends[k];
-      if (s.at - sends[k - 1].at + slack < sends[k - 1].cost * unit(q)) {
-        return "the send of cost " + std::to_string(s.cost) + " at " + to_string(s.at) +
-               "/limit ns leaves " + to_string(s.at - sends[k - 1].at) +
-               "/limit ns after one of cost " + std::to_string(sends[k - 1].cost);
-      }
-    }
-    return "";
+    return ratelimit_test::model::leaky_bucket_crowding(q, sends, slack);
   }
 
   /// Empty if the queue holds at most burst·period of service at `now`: so it must right after
   /// try_acquire admits a request (reservations are bounded by their max_wait instead).
   static std::string overfull(const quota& q, const std::vector<send>& sends, std::int64_t now,
                               i128 slack) {
-    i128 backlog = 0;
-    for (const send& s : sends) {
-      backlog +=
-          std::clamp<i128>(s.at - slack + s.cost * unit(q) - scaled(q, now), 0, s.cost * unit(q));
-    }
-    if (backlog > capacity(q)) {
-      return "the queue holds " + to_string(backlog) + "/limit ns of service, more than " +
-             to_string(capacity(q));
-    }
-    return "";
+    return ratelimit_test::model::leaky_bucket_overfull(q, sends, now, slack);
   }
 };
 

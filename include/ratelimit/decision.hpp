@@ -13,11 +13,13 @@ struct decision {
   /// Units still available right after this call.
   std::int64_t remaining{};
   /// 0 if allowed; else the wait until this same request would be allowed;
-  /// nanoseconds::max() if it never can (cost above capacity).
+  /// nanoseconds::max() if it never can: its cost is above the capacity, or the wait
+  /// would end past the end of the clock or last nanoseconds::max() or longer.
   std::chrono::nanoseconds retry_after{};
   /// The wait until the key is back to a full quota.
   std::chrono::nanoseconds reset_after{};
-  /// Shaping only (leaky_bucket): hold the admitted request this long before serving it.
+  /// Shaping only (leaky_bucket, and reservations): hold the admitted request this long
+  /// before serving it. Always below nanoseconds::max(), which reads as "never".
   std::chrono::nanoseconds delay{};
   /// Decided by the failure policy, without the backend.
   bool degraded{};

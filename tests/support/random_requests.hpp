@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 #include <ratelimit/decision.hpp>
+#include <ratelimit/detail/intended_wrap.hpp>
 #include <ratelimit/quota.hpp>
 #include <string>
 #include <vector>
@@ -110,7 +111,8 @@ class random_requests {
   }
 
   /// A uniform integer in [lo, hi].
-  std::int64_t between(std::int64_t lo, std::int64_t hi) {
+  // The span and the offset are computed modulo 2^64, two's complement: they wrap on purpose.
+  RATELIMIT_INTENDED_UNSIGNED_WRAP std::int64_t between(std::int64_t lo, std::int64_t hi) {
     const auto span = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
     if (span == std::numeric_limits<std::uint64_t>::max()) {
       return static_cast<std::int64_t>(random_());

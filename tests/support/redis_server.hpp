@@ -160,9 +160,12 @@ class redis_server {
   static constexpr std::chrono::seconds ready_deadline{20};
   static constexpr std::chrono::seconds stop_deadline{2};
 
-  /// `extra_arguments` go after the defaults, e.g. {"--maxmemory", "1mb"}.
-  explicit redis_server(std::vector<std::string> extra_arguments = {})
-      : extra_arguments_(std::move(extra_arguments)) {}
+  /// `extra_arguments` go after the defaults, e.g. {"--maxmemory", "1mb"}. `environment`
+  /// changes the server's environment, which is otherwise this process's: "NAME=value" sets
+  /// NAME, a bare "NAME" removes it (e.g. an LD_PRELOAD to run the server under libfaketime).
+  explicit redis_server(std::vector<std::string> extra_arguments = {},
+                        std::vector<std::string> environment = {})
+      : extra_arguments_(std::move(extra_arguments)), environment_(std::move(environment)) {}
 
   redis_server(const redis_server&) = delete;
   redis_server& operator=(const redis_server&) = delete;
@@ -339,11 +342,33 @@ class redis_server {
     throw std::runtime_error("redis_server: `" + join(arguments) + "` " + seen);
   }
 
+  // This process's environment changed by `environment_`: see the constructor.
+  std::vector<std::string> child_environment() const {
+    const auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+    std::vector<std::string> out;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry = *e;
+      const bool changed =
+          std::any_of(environment_.begin(), environment_.end(),
+                      [&](const std::string& c) { return name_of(c) == name_of(entry); });
+      if (!changed) out.emplace_back(entry);
+    }
+    for (const std::string& c : environment_) {
+      if (c.find('=') != std::string::npos) out.push_back(c);
+    }
+    return out;
+  }
+
   // Forks and execs the server with its stdout and stderr on a pipe; returns the read end.
   int spawn(std::vector<std::string>& arguments) {
     std::vector<char*> argv;
     for (std::string& a : arguments) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // Built before the fork: only async-signal-safe calls may follow it.
+    std::vector<std::string> environment = child_environment();
+    std::vector<char*> envp;
+    for (std::string& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int output[2];
     if (::pipe2(output, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category());
     const pid_t parent = ::getpid();
@@ -367,7 +392,7 @@ class redis_server {
       sigset_t none;
       ::sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       constexpr char message[] = "exec redis-server failed\n";
       [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message, sizeof message - 1);
       ::_exit(127);
@@ -440,6 +465,7 @@ class redis_server {
   }
 
   std::vector<std::string> extra_arguments_;
+  std::vector<std::string> environment_;
   int port_ = 0;
   pid_t pid_ = -1;
   int pidfd_ = -1;

@@ -2,23 +2,34 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <optional>
+#include <ratelimit/algorithms/fixed_window.hpp>
+#include <ratelimit/algorithms/leaky_bucket.hpp>
+#include <ratelimit/algorithms/sliding_log.hpp>
+#include <ratelimit/algorithms/sliding_window_counter.hpp>
+#include <ratelimit/algorithms/token_bucket.hpp>
 #include <ratelimit/decision.hpp>
 #include <ratelimit/quota.hpp>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "support/random_requests.hpp"
 
-/// Brute-force models of the five algorithms, written from DESIGN section 2 rather than
-/// from the library: each knows only when a request of some cost would be admitted at an
-/// instant. Everything else is found by search: `remaining` is the largest cost admitted
-/// right after the request, `retry_after` the first instant the same request is admitted,
-/// `reset_after` the first instant the whole capacity is (a full quota), `delay` the first
-/// instant the queue ahead has drained. Admission only grows with time while nothing new is
-/// admitted, so a binary search over int64 finds each of them.
+/// Brute-force models of the five algorithms, written from DESIGN section 2 and the README's
+/// rules for reservations rather than from the library's arithmetic, for the reference model
+/// tests and fuzz/decision_fuzz (so no GoogleTest here). Each model knows only whether a
+/// request of some cost would be admitted at some instant, `admits(t, cost)`, on its state as
+/// it stands; every other field of a decision is found by search: `remaining` is the largest
+/// cost admitted right after the call, `retry_after` the first instant the same call is
+/// admitted, `reset_after` the first instant the whole capacity is (a full quota), `delay`
+/// the first instant the queue ahead has drained. Nothing new is admitted while the model
+/// searches, and admission only gets easier with time, so a binary search over int64 time
+/// finds each of them. Quantities are exact 128-bit integers.
 namespace ratelimit_test::model {
 
 /// The first instant in [from, INT64_MAX] at which `holds` is true, for a predicate that
@@ -36,18 +47,18 @@ std::optional<std::int64_t> first_instant(std::int64_t from, Predicate holds) {
 }
 
 /// The wait from `now` until `instant`; a wait that never ends, or is too long to be
-/// written in int64 nanoseconds, is the conservative nanoseconds::max().
-inline std::chrono::nanoseconds wait(std::int64_t now, std::optional<std::int64_t> instant) {
-  if (!instant || i128{*instant} - now > int64_max) return std::chrono::nanoseconds::max();
-  return std::chrono::nanoseconds{*instant - now};
+/// written in int64 nanoseconds, is the decision's "never", nanoseconds::max().
+inline std::chrono::nanoseconds wait(std::int64_t now, std::optional<i128> instant) {
+  if (!instant || *instant - now > int64_max) return std::chrono::nanoseconds::max();
+  return std::chrono::nanoseconds{static_cast<std::int64_t>(std::max<i128>(0, *instant - now))};
 }
 
 /// The largest cost in [0, capacity] that `admits`, for a predicate that stays false once it
 /// is false.
 template <class Predicate>
 std::int64_t largest_cost(std::int64_t capacity, Predicate admits) {
-  std::int64_t fits = 0, too_much = capacity;
   if (admits(capacity)) return capacity;
+  std::int64_t fits = 0, too_much = capacity;
   while (too_much - fits > 1) {
     const std::int64_t middle = fits + (too_much - fits) / 2;
     (admits(middle) ? fits : too_much) = middle;
@@ -56,72 +67,153 @@ std::int64_t largest_cost(std::int64_t capacity, Predicate admits) {
 }
 
 /// The fields every model derives the same way from its `admits(instant, cost)`, evaluated
-/// on the state right after the request.
+/// on the state right after a call at `now`: remaining and reset_after, and for a step of
+/// `cost` turned down, retry_after (a reservation or a cancel, `cost` empty, find their own).
 template <class Admits>
-ratelimit::decision decided(bool allowed, std::int64_t now, std::int64_t cost,
-                            const ratelimit::quota& q, std::int64_t capacity, Admits admits) {
-  ratelimit::decision d{.allowed = allowed, .limit = q.limit};
+ratelimit::decision decided(bool allowed, std::int64_t now, std::optional<std::int64_t> cost,
+                            std::int64_t limit, std::int64_t capacity, Admits admits) {
+  ratelimit::decision d{.allowed = allowed, .limit = limit};
   d.remaining = largest_cost(capacity, [&](std::int64_t c) { return admits(now, c); });
-  if (!allowed) {
-    d.retry_after = wait(now, first_instant(now, [&](std::int64_t t) { return admits(t, cost); }));
+  if (!allowed && cost) {
+    d.retry_after = wait(now, first_instant(now, [&](std::int64_t t) { return admits(t, *cost); }));
   }
   d.reset_after =
       wait(now, first_instant(now, [&](std::int64_t t) { return admits(t, capacity); }));
   return d;
 }
 
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  return a / b - (a % b != 0 && a < 0 ? 1 : 0);
-}
+inline i128 floor_div(i128 a, i128 b) { return a / b - (a % b != 0 && a < 0 ? 1 : 0); }
+inline i128 ceil_div(i128 a, i128 b) { return -floor_div(-a, b); }
 
-/// Token and leaky bucket as GCRA: `due` is the instant the bucket is full again (the queue
-/// has drained), in ticks of 1/limit ns, so that one unit's interval, period/limit ns, is
-/// exactly `period` ticks and nothing is ever rounded.
+/// Token and leaky bucket, as one schedule: `due` is the instant the bucket is full again
+/// (the queue has drained), in ticks of 1/limit ns, so that one unit of cost, period/limit
+/// ns, is exactly `period` ticks and nothing is ever rounded.
+///
+/// * token: admits iff the tokens, burst − backlog/period, are at least the cost. DESIGN
+///   does not say what a clock stepped back means; the library says time stands still
+///   until the clock passes the latest instant seen again. A reservation is admitted iff
+///   that first happens within its longest wait; it takes the tokens at once (a debt) with
+///   `delay` the wait.
+/// * leaky: a queue of at most burst units, DESIGN's `delay = max(0, tat − now)` read
+///   literally, for any `now` (a clock stepped back finds the queue longer); a request that
+///   would only start after the end of int64 time, or after a delay of nanoseconds::max()
+///   or more, is not admitted. A reservation is admitted iff its delay is at most its longest wait,
+///   whatever the queue's size.
+/// * cancel: gives the units back iff the schedule is as the booking left it (everything
+///   booked after it was given back); the key is then as if the reservation had been turned
+///   down. Otherwise it gives back nothing.
 class bucket {
  public:
-  /// What a clock stepped back means. `time_stands_still`: the bucket waits for the clock
-  /// to pass the latest instant it saw (the library's token bucket). `literal_tat`: DESIGN's
-  /// leaky bucket formula, `delay = max(0, tat − now)` with the `now` of the request.
-  enum class backwards { time_stands_still, literal_tat };
+  enum class kind { token, leaky };
 
-  bucket(const ratelimit::quota& q, std::int64_t start, backwards rule, bool shaping)
-      : quota_(q), rule_(rule), shaping_(shaping), latest_(start) {}
+  /// What a reservation took: the schedule before and after it, and the instant it was
+  /// booked at.
+  struct booking {
+    i128 due_before;
+    i128 due_after;
+    i128 booked_at;
+  };
+
+  bucket(const ratelimit::quota& q, std::int64_t start, kind k)
+      : quota_(q), kind_(k), latest_(start) {}
 
   ratelimit::decision step(std::int64_t now, std::int64_t cost) {
-    latest_ = std::max(latest_, now);
+    see(now);
     const bool allowed = admits(now, cost);
     std::chrono::nanoseconds delay{};
     if (allowed) {
-      if (shaping_) {
-        delay = wait(now, first_instant(now, [&](std::int64_t t) { return backlog(t) == 0; }));
-      }
-      due_ = std::max(due_, ticks(instant(now))) + i128{cost} * quota_.period.count();
+      if (kind_ == kind::leaky) delay = wait(now, drained_at(now));
+      take(now, cost);
     }
-    ratelimit::decision d = decided(allowed, now, cost, quota_, quota_.burst,
-                                    [&](std::int64_t t, std::int64_t c) { return admits(t, c); });
+    ratelimit::decision d = settle(allowed, now, cost);
     d.delay = delay;
     return d;
   }
 
+  ratelimit::decision reserve(std::int64_t now, std::int64_t cost, std::int64_t max_wait,
+                              booking& b) {
+    see(now);
+    std::optional<i128> retry_at;
+    std::optional<i128> serve_at;
+    if (kind_ == kind::token) {
+      // The instant a step would first pass, whether it is within the wait or not.
+      const i128 longest = longest_wait(max_wait);
+      serve_at = first_instant(now, [&](std::int64_t t) { return admits(t, cost); });
+      if (serve_at && *serve_at - now > longest) {
+        retry_at = *serve_at - longest;
+        serve_at.reset();
+      }
+    } else {
+      const auto fits = [&](std::int64_t t) {
+        return cost <= quota_.burst && starts_in_time(t) &&
+               backlog(t) <= longest_wait(max_wait) * quota_.limit;
+      };
+      if (fits(now)) {
+        serve_at = drained_at(now);
+      } else {
+        retry_at = first_instant(now, fits);
+      }
+    }
+    ratelimit::decision d;
+    if (serve_at) {
+      b = {due_, 0, ticks(instant(now))};
+      take(now, cost);
+      b.due_after = due_;
+      d = settle(true, now, std::nullopt);
+      d.delay = wait(now, serve_at);
+    } else {
+      d = settle(false, now, std::nullopt);
+      d.retry_after = wait(now, retry_at);
+    }
+    return d;
+  }
+
+  ratelimit::decision cancel(std::int64_t now, const booking& b) {
+    see(now);
+    if (due_ == b.due_after) due_ = std::max(b.due_before, b.booked_at);
+    return settle(false, now, std::nullopt);
+  }
+
  private:
+  void see(std::int64_t now) { latest_ = std::max(latest_, now); }
+  /// A negative wait is none; a delay of nanoseconds::max() would read as "never", so the
+  /// longest a delay can be is one less.
+  static i128 longest_wait(std::int64_t max_wait) {
+    return std::clamp<i128>(max_wait, 0, int64_max - 1);
+  }
   i128 ticks(std::int64_t t) const { return i128{t} * quota_.limit; }
   std::int64_t instant(std::int64_t t) const {
-    return rule_ == backwards::time_stands_still ? std::max(latest_, t) : t;
+    return kind_ == kind::token ? std::max(latest_, t) : t;
   }
-  /// Ticks of work still queued at `t`.
+  /// Ticks of service still owed at `t`.
   i128 backlog(std::int64_t t) const { return std::max<i128>(0, due_ - ticks(instant(t))); }
+  /// The first instant from `now` on at which the queue ahead has drained.
+  std::optional<std::int64_t> drained_at(std::int64_t now) const {
+    return first_instant(now, [&](std::int64_t t) { return backlog(t) == 0; });
+  }
+  /// A leaky bucket admits a request only if it starts being served within int64 time, after
+  /// a delay below nanoseconds::max(), which reads as "never" (before the clock's epoch, a
+  /// delay may be that long while the instant is within the clock).
+  bool starts_in_time(std::int64_t t) const {
+    if (kind_ == kind::token) return true;
+    const i128 delay = ceil_div(backlog(t), quota_.limit);
+    return delay < int64_max && i128{instant(t)} + delay <= int64_max;
+  }
   bool admits(std::int64_t t, std::int64_t cost) const {
-    const auto period = static_cast<u128>(quota_.period.count());
-    // A queue admits no request that would leave it after the end of the clock.
-    const i128 leaves_at = i128{instant(t)} + (backlog(t) + quota_.limit - 1) / quota_.limit;
-    if (shaping_ && leaves_at > std::numeric_limits<std::int64_t>::max()) return false;
-    return static_cast<u128>(backlog(t)) + static_cast<u128>(cost) * period <=
-           static_cast<u128>(quota_.burst) * period;
+    const i128 period = quota_.period.count();
+    return starts_in_time(t) && backlog(t) + i128{cost} * period <= i128{quota_.burst} * period;
+  }
+  void take(std::int64_t now, std::int64_t cost) {
+    due_ = std::max(due_, ticks(instant(now))) + i128{cost} * quota_.period.count();
+  }
+  ratelimit::decision settle(bool allowed, std::int64_t now,
+                             std::optional<std::int64_t> cost) const {
+    return decided(allowed, now, cost, quota_.limit, quota_.burst,
+                   [&](std::int64_t t, std::int64_t c) { return admits(t, c); });
   }
 
   ratelimit::quota quota_;
-  backwards rule_;
-  bool shaping_;
+  kind kind_;
   std::int64_t latest_;
   /// A key never seen is full at every instant: earlier than any tick of int64 time.
   i128 due_ = -(i128{1} << 126);
@@ -141,7 +233,7 @@ class sliding_log {
       const std::int64_t at = oldest_ < log_.size() ? std::max(now, log_.back().at) : now;
       log_.push_back({at, cost, sum_before(log_.size()) + cost});
     }
-    return decided(allowed, now, cost, quota_, quota_.limit,
+    return decided(allowed, now, cost, quota_.limit, quota_.limit,
                    [&](std::int64_t t, std::int64_t c) { return admits(t, c); });
   }
 
@@ -181,7 +273,7 @@ template <class Model>
 class window_counts {
  public:
   window_counts(const ratelimit::quota& q, std::int64_t start)
-      : quota_(q), latest_(floor_div(start, q.period.count())) {}
+      : quota_(q), latest_(static_cast<std::int64_t>(floor_div(start, q.period.count()))) {}
 
   ratelimit::decision step(std::int64_t now, std::int64_t cost) {
     latest_ = window(now);
@@ -194,12 +286,12 @@ class window_counts {
     while (!counts_.empty() && counts_.begin()->first < i128{latest_} - Model::windows_back) {
       counts_.erase(counts_.begin());
     }
-    return decided(allowed, now, cost, quota_, quota_.limit, admits);
+    return decided(allowed, now, cost, quota_.limit, quota_.limit, admits);
   }
 
  protected:
   std::int64_t window(std::int64_t t) const {
-    return std::max(latest_, floor_div(t, quota_.period.count()));
+    return std::max(latest_, static_cast<std::int64_t>(floor_div(t, quota_.period.count())));
   }
   std::int64_t count(i128 w) const {
     if (w < int64_min) return 0;
@@ -242,5 +334,118 @@ class sliding_window_counter : public window_counts<sliding_window_counter> {
     return weighted <= static_cast<u128>(quota_.limit) * static_cast<u128>(period);
   }
 };
+
+/// The model algorithm `A` is held to, for a key first seen at `start`.
+template <class A>
+auto model_of(const ratelimit::quota& q, std::int64_t start) {
+  namespace algorithms = ratelimit::algorithms;
+  if constexpr (std::is_same_v<A, algorithms::token_bucket>) {
+    return bucket(q, start, bucket::kind::token);
+  } else if constexpr (std::is_same_v<A, algorithms::leaky_bucket>) {
+    return bucket(q, start, bucket::kind::leaky);
+  } else if constexpr (std::is_same_v<A, algorithms::fixed_window>) {
+    return fixed_window(q, start);
+  } else if constexpr (std::is_same_v<A, algorithms::sliding_log>) {
+    return sliding_log(q);
+  } else {
+    static_assert(std::is_same_v<A, algorithms::sliding_window_counter>);
+    return sliding_window_counter(q, start);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the requests a bucket admitted may never do, whatever the decisions said: the bucket's
+// definition (DESIGN section 2), on the requests still standing (admitted, not cancelled).
+// ---------------------------------------------------------------------------------------------
+
+/// An admitted request: `cost` units sent at `at`, the instant it is served (admitted at +
+/// delay), in ticks of 1/limit ns (instant t is t·limit; a unit of cost spans `period`).
+struct send {
+  i128 at;
+  std::int64_t cost;
+};
+
+inline std::string to_string(i128 v) {
+  if (v < 0) return "-" + to_string(-v);
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v != 0);
+  return digits;
+}
+
+// Each takes the standing sends in order of `at` and returns what is wrong, empty if nothing.
+// `slack` widens every bound by as many ticks, for instants known only rounded up to the
+// nanosecond (limit − 1: a delay is the exact wait rounded up).
+
+/// Token bucket: every run of sends, from the one at t_i to the one at t_j, sends at most
+/// burst + (t_j − t_i)·limit/period units; in ticks, units·period <= burst·period +
+/// (t_j − t_i). Played through GCRA, that is tat_j − t_j <= burst·period after every send j.
+inline std::string token_bucket_overdraw(const ratelimit::quota& q, const std::vector<send>& sends,
+                                         i128 slack) {
+  const i128 unit = q.period.count();
+  std::optional<i128> tat;
+  for (const send& s : sends) {
+    tat = std::max(s.at, tat.value_or(s.at)) + s.cost * unit;
+    if (*tat - s.at > q.burst * unit + slack) {
+      return "the sends up to the one of cost " + std::to_string(s.cost) + " at " +
+             to_string(s.at) + "/limit ns overdraw the bucket by " +
+             to_string(*tat - s.at - q.burst * unit) + "/period token";
+    }
+  }
+  return "";
+}
+
+/// Leaky bucket: consecutive departures at least the earlier one's cost·period apart.
+inline std::string leaky_bucket_crowding(const ratelimit::quota& q, const std::vector<send>& sends,
+                                         i128 slack) {
+  const i128 unit = q.period.count();
+  for (std::size_t k = 1; k < sends.size(); ++k) {
+    const send& s = sends[k];
+    if (s.at - sends[k - 1].at + slack < sends[k - 1].cost * unit) {
+      return "the send of cost " + std::to_string(s.cost) + " at " + to_string(s.at) +
+             "/limit ns leaves " + to_string(s.at - sends[k - 1].at) +
+             "/limit ns after one of cost " + std::to_string(sends[k - 1].cost);
+    }
+  }
+  return "";
+}
+
+/// Leaky bucket, right after try_acquire admits a request (a reservation is bounded by its
+/// max_wait instead): the queue holds at most burst·period of service at `now`.
+inline std::string leaky_bucket_overfull(const ratelimit::quota& q, const std::vector<send>& sends,
+                                         std::int64_t now, i128 slack) {
+  const i128 unit = q.period.count();
+  i128 backlog = 0;
+  for (const send& s : sends) {
+    backlog +=
+        std::clamp<i128>(s.at - slack + s.cost * unit - i128{now} * q.limit, 0, s.cost * unit);
+  }
+  if (backlog > q.burst * unit) {
+    return "the queue holds " + to_string(backlog) + "/limit ns of service, more than " +
+           to_string(q.burst * unit);
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// A decision against the model's.
+// ---------------------------------------------------------------------------------------------
+
+/// Every field equal.
+inline bool same(const ratelimit::decision& a, const ratelimit::decision& b) {
+  return a.allowed == b.allowed && a.limit == b.limit && a.remaining == b.remaining &&
+         a.retry_after == b.retry_after && a.reset_after == b.reset_after && a.delay == b.delay &&
+         a.degraded == b.degraded;
+}
+
+inline std::string describe(const ratelimit::decision& d) {
+  return std::string("{allowed=") + (d.allowed ? "1" : "0") + " limit=" + std::to_string(d.limit) +
+         " remaining=" + std::to_string(d.remaining) +
+         " retry_after=" + std::to_string(d.retry_after.count()) +
+         " reset_after=" + std::to_string(d.reset_after.count()) +
+         " delay=" + std::to_string(d.delay.count()) + (d.degraded ? " degraded" : "") + "}";
+}
 
 }  // namespace ratelimit_test::model

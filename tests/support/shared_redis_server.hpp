@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,6 +12,16 @@
 #include "support/redis_server.hpp"
 
 namespace ratelimit_test {
+
+/// Fails the test (or environment) running for each key matching `pattern` that carries no
+/// TTL, so that nothing a limiter writes outlives its use; returns how many keys matched.
+inline std::size_t expect_every_key_expires(const redis_server& server, std::string_view pattern) {
+  const auto ttls = server.key_ttls(pattern);
+  for (const auto& [key, ttl] : ttls) {
+    EXPECT_GT(ttl, 0) << "key " << testing::PrintToString(key) << " has PTTL " << ttl;
+  }
+  return ttls.size();
+}
 
 /// Starts the server before the first test, on the main thread (the server dies with the
 /// thread that started it). Given a key pattern, it checks after the last test that every
@@ -24,11 +35,8 @@ class shared_redis_server : public testing::Environment {
 
   void TearDown() override {
     if (ttl_pattern_.empty()) return;
-    const auto ttls = server_.key_ttls(ttl_pattern_);
-    for (const auto& [key, ttl] : ttls) {
-      EXPECT_GT(ttl, 0) << "key " << testing::PrintToString(key) << " has PTTL " << ttl;
-    }
-    testing::Test::RecordProperty("keys_left", static_cast<int>(ttls.size()));
+    const std::size_t keys_left = expect_every_key_expires(server_, ttl_pattern_);
+    testing::Test::RecordProperty("keys_left", static_cast<int>(keys_left));
   }
 
   redis_server& server() { return server_; }

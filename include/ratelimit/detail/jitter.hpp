@@ -3,13 +3,15 @@
 #include <chrono>
 #include <cstdint>
 
+#include "ratelimit/detail/intended_wrap.hpp"
 #include "ratelimit/detail/wide_math.hpp"
 
 namespace ratelimit::detail {
 
 /// A uniform draw from [0, bound] (ns), from a generator per thread: waiting threads
 /// spread their wake-ups without sharing a lock or a cache line.
-inline std::int64_t jitter_up_to(std::int64_t bound) noexcept {
+// splitmix64 steps and mixes its state modulo 2^64: the wraparound is the generator.
+RATELIMIT_INTENDED_UNSIGNED_WRAP inline std::int64_t jitter_up_to(std::int64_t bound) noexcept {
   if (bound <= 0) return 0;
   // Seeded by the thread's own address and the time it first waits: distinct per thread.
   thread_local std::uint64_t state =

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string_view>
@@ -43,6 +44,11 @@ class key_table {
   std::uint64_t hash(std::string_view key) const noexcept { return seeded_hash(key, seed_); }
   std::size_t size() const noexcept { return live_; }
 
+  /// The latest instant from which a key dropped as fresh (by `erase_fresh` or a sweep)
+  /// was fresh. A key the table doesn't hold has been fresh since then at the latest:
+  /// after a clock stepped back, an instant ahead of the clock.
+  std::int64_t dropped_fresh_at() const noexcept { return dropped_fresh_at_; }
+
   entry* find(const key_probe& key) noexcept {
     const std::size_t slot = slot_of(key);
     return slot == npos ? nullptr : &at(index_[slot] >> 8);
@@ -70,6 +76,12 @@ class key_table {
     if (slot != npos) erase_slot(slot);
   }
 
+  /// Erases `key`, whose state is fresh from `now` on.
+  void erase_fresh(const key_probe& key, std::int64_t now) noexcept {
+    erase(key);
+    dropped_fresh_at_ = std::max(dropped_fresh_at_, now);
+  }
+
   /// Drops every entry expired at `now` and gives memory back once at most half of the
   /// entries handed out are still in use. Returns how many it dropped.
   std::size_t sweep(std::int64_t now) noexcept {
@@ -77,6 +89,7 @@ class key_table {
     for (std::uint32_t id = 0; id < used_; ++id) {
       entry& e = at(id);
       if (e.key.vacant() || e.expires_at > now) continue;
+      dropped_fresh_at_ = std::max(dropped_fresh_at_, e.expires_at);
       erase_slot(slot_of_id(hash(e.key.view()), id));
       ++dropped;
     }
@@ -258,6 +271,7 @@ class key_table {
   std::uint32_t free_ = no_id;  ///< vacant ids below used_, linked through expires_at
   std::uint32_t hand_ = 0;
   std::size_t inserted_since_sweep_ = 0;
+  std::int64_t dropped_fresh_at_ = std::numeric_limits<std::int64_t>::min();
 };
 
 }  // namespace ratelimit::detail

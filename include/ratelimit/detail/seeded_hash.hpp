@@ -63,7 +63,8 @@ inline std::uint64_t seeded_hash(std::string_view key, std::uint64_t seed) noexc
     };
     a = byte(0) << 16 | byte(n / 2) << 8 | byte(n - 1);
   }
-  const std::uint64_t mixed = fold_multiply(a ^ state ^ k1, b ^ turned ^ (key.size() * k2));
+  const std::uint64_t mixed = fold_multiply(
+      a ^ state ^ k1, b ^ turned ^ static_cast<std::uint64_t>(wide_mul(key.size(), k2)));
   return fold_multiply(mixed ^ k2, seed | 1);
 }
 

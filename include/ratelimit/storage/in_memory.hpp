@@ -45,6 +45,10 @@ struct no_lock {
   void unlock() noexcept {}
 };
 
+namespace algorithms {
+struct fixed_window;
+}
+
 namespace detail {
 
 /// The tables of one algorithm, found by a tag unique to its type.
@@ -58,6 +62,11 @@ struct algorithm_table {
 
 template <class A>
 inline constexpr char algorithm_tag = 0;
+
+/// Whether a key of A that was dropped as fresh starts again no earlier than the instant
+/// it was dropped at (see sharded_table::fresh_at).
+template <class A>
+inline constexpr bool fresh_no_earlier_than_dropped = std::is_same_v<A, algorithms::fixed_window>;
 
 template <algorithm A, class Mutex>
 class sharded_table final : public algorithm_table {
@@ -89,14 +98,12 @@ class sharded_table final : public algorithm_table {
     // The decision is built in place and returned without a copy: copying it field by
     // field through the stack stalled on store forwarding and cost a third of a decision.
     std::unique_lock lock{s.mutex};
-    s.last_seen.store(now, std::memory_order_relaxed);
-    const bool sweep_due = --s.operations_until_sweep == 0;
-    if (sweep_due) s.sweep(now);
+    const bool swept = count_decision(s, now);
     decision d = apply_locked(s.table, probe, q, now, operation);
     lock.unlock();
     // A shard that no longer gets traffic is swept in turn by the busy ones, so that its
     // idle keys go too.
-    if (sweep_due) sweep_shard(next_idle_.fetch_add(1, std::memory_order_relaxed) & shard_mask_);
+    if (swept) sweep_shard(next_idle_.fetch_add(1, std::memory_order_relaxed) & shard_mask_, now);
     return d;
   }
 
@@ -116,9 +123,7 @@ class sharded_table final : public algorithm_table {
 
   /// A decision's bookkeeping on a locked shard, before it looks at any entry.
   void count_decision(const place& p, std::int64_t now) noexcept {
-    shard& s = shards_[p.shard];
-    s.last_seen.store(now, std::memory_order_relaxed);
-    if (--s.operations_until_sweep == 0) s.sweep(now);
+    count_decision(shards_[p.shard], now);
   }
 
   typename key_table<typename A::state>::entry* find(const place& p) noexcept {
@@ -128,9 +133,10 @@ class sharded_table final : public algorithm_table {
   /// Adds the key with a fresh state; nullptr if it can't be stored.
   typename key_table<typename A::state>::entry* insert_fresh(const place& p, const quota& q,
                                                              std::int64_t now) noexcept {
-    auto* added = shards_[p.shard].table.insert(p.probe, now);
+    table_type& table = shards_[p.shard].table;
+    auto* added = table.insert(p.probe, now);
     if (added != nullptr) {
-      added->state = A::fresh(q, now);
+      added->state = A::fresh(q, fresh_at(table, now));
       added->expires_at = now;
     }
     return added;
@@ -142,7 +148,7 @@ class sharded_table final : public algorithm_table {
   void settle(const place& p, typename key_table<typename A::state>::entry& e, const decision& d,
               std::int64_t now) noexcept {
     if (d.reset_after == std::chrono::nanoseconds::zero()) {
-      erase(p);
+      shards_[p.shard].table.erase_fresh(p.probe, now);
     } else {
       e.expires_at = saturating_add(now, d.reset_after.count());
     }
@@ -157,9 +163,12 @@ class sharded_table final : public algorithm_table {
     return keys;
   }
 
+  /// Sweeps each shard as of the time of the latest decision (see latest_), or of its own
+  /// latest decision if later (see sweep_shard).
   std::size_t sweep() override {
     std::size_t dropped = 0;
-    for (std::size_t i = 0; i <= shard_mask_; ++i) dropped += sweep_shard(i);
+    const std::int64_t latest = latest_.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= shard_mask_; ++i) dropped += sweep_shard(i, latest);
     return dropped;
   }
 
@@ -169,7 +178,8 @@ class sharded_table final : public algorithm_table {
   struct alignas(64) shard {
     Mutex mutex;
     table_type table;
-    std::atomic<std::int64_t> last_seen = int64_min;
+    /// The time of the shard's latest decision.
+    std::int64_t last_seen = int64_min;
     /// Sweeps run every max(1024, keys) decisions of a shard: amortised O(1) a call.
     std::size_t operations_until_sweep = 1024;
 
@@ -179,6 +189,38 @@ class sharded_table final : public algorithm_table {
       return dropped;
     }
   };
+
+  /// A decision's bookkeeping on its locked shard: the time it saw, and the shard's own
+  /// sweep when one is due. True if it swept.
+  bool count_decision(shard& s, std::int64_t now) noexcept {
+    s.last_seen = now;
+    // A relaxed load of a line that all shards share but that changes at most once a
+    // millisecond, unless the clock steps back: a store on every decision would bounce it
+    // between the cores.
+    const std::int64_t latest = latest_.load(std::memory_order_relaxed);
+    if (now < latest || latest <= saturating_add(now, -latest_resolution)) {
+      latest_.store(now, std::memory_order_relaxed);
+    }
+    if (--s.operations_until_sweep != 0) return false;
+    s.sweep(now);
+    return true;
+  }
+
+  /// The instant a key the table doesn't hold starts fresh at: `now`, but for the fixed
+  /// window no earlier than the latest instant the shard dropped a key as fresh at. A fixed
+  /// window is fresh once a window begins in which it counted nothing, the one before maybe
+  /// used up a moment ago: started in that one again after the clock stepped back, it would
+  /// admit its limit twice within a period of real time; started as of the instant it was
+  /// dropped at, it keeps counting in the later window, as the state kept would. Any other
+  /// algorithm is fresh only once nothing it admitted counts any more (a sliding window
+  /// counter's last two windows empty, a bucket full, a log empty), so that a key started
+  /// at `now` admits what one on a clock that never stepped would, D later; a later start
+  /// would only lock it out longer, and decide unlike Redis, which starts a key it doesn't
+  /// hold at the time it reads.
+  static std::int64_t fresh_at(const table_type& table, std::int64_t now) noexcept {
+    if constexpr (fresh_no_earlier_than_dropped<A>) return std::max(now, table.dropped_fresh_at());
+    return now;
+  }
 
   template <class Operation>
   static decision apply_locked(table_type& table, const key_probe& probe, const quota& q,
@@ -193,7 +235,7 @@ class sharded_table final : public algorithm_table {
                                Operation& operation) noexcept {
     decision d = operation(found.state);
     if (d.reset_after == std::chrono::nanoseconds::zero()) {
-      table.erase(probe);
+      table.erase_fresh(probe, now);
     } else {
       found.expires_at = saturating_add(now, d.reset_after.count());
     }
@@ -203,7 +245,7 @@ class sharded_table final : public algorithm_table {
   template <class Operation>
   static decision apply_new(table_type& table, const key_probe& probe, const quota& q,
                             std::int64_t now, Operation& operation) noexcept {
-    typename A::state state = A::fresh(q, now);
+    typename A::state state = A::fresh(q, fresh_at(table, now));
     decision d = operation(state);
     if (d.reset_after == std::chrono::nanoseconds::zero()) return d;  // as fresh as before
     auto* added = table.insert(probe, now);
@@ -216,15 +258,15 @@ class sharded_table final : public algorithm_table {
     return d;
   }
 
-  /// Sweeps shard `i` as of the latest time any shard has seen. After a clock stepped
-  /// back by D, keys may so go up to D early; each then restarts from a fresh quota.
-  std::size_t sweep_shard(std::size_t i) noexcept {
-    std::int64_t latest = int64_min;
-    for (std::size_t j = 0; j <= shard_mask_; ++j) {
-      latest = std::max(latest, shards_[j].last_seen.load(std::memory_order_relaxed));
-    }
+  /// Sweeps shard `i` as of `as_of`, the time of the latest decision (the one sweeping, or
+  /// latest_), or the time of the shard's own latest decision if later. After the clock
+  /// stepped back, a key decided since is fresh at either only if it is fresh in real time
+  /// too. The latest time any shard saw would not do: that is ahead of the clock, and would
+  /// drop keys decided since up to the step before they are fresh, to restart from a full
+  /// quota.
+  std::size_t sweep_shard(std::size_t i, std::int64_t as_of) noexcept {
     std::lock_guard lock{shards_[i].mutex};
-    return shards_[i].sweep(latest);
+    return shards_[i].sweep(std::max(as_of, shards_[i].last_seen));
   }
 
   /// A key that cannot be stored is not admitted: admitting it unrecorded would let it
@@ -241,6 +283,15 @@ class sharded_table final : public algorithm_table {
   std::size_t shard_mask_;
   std::uint64_t seed_;
   std::atomic<std::size_t> next_idle_{0};
+  /// The time of the latest decision, which sweep() takes for the clock's reading (the
+  /// latest time any decision saw would not do: after the clock stepped back, it is ahead).
+  /// Kept to within `latest_resolution` below it, and taken back at once when a decision
+  /// sees an earlier time. With relaxed atomics, a decision that read the clock before it
+  /// stepped back by D and gets here after one that read it since can leave it up to D
+  /// ahead, until the next decision; a sweep() just then may drop keys decided since up to
+  /// D before they are fresh.
+  std::atomic<std::int64_t> latest_{int64_min};
+  static constexpr std::int64_t latest_resolution = 1'000'000;  // 1ms
 };
 
 /// One rule of an all-or-nothing decision: steps the key's state in place, and can take
@@ -379,8 +430,10 @@ class basic_in_memory_storage {
     return keys;
   }
 
-  /// Drops every key whose state is back to a fresh one, as of the latest time the
-  /// storage has seen; returns how many.
+  /// Drops every key whose state is back to a fresh one, as of the time of the latest
+  /// decision (to within a millisecond), or of its shard's latest if later; returns how
+  /// many. After the clock stepped back, neither drops a key decided since before it is
+  /// fresh (but for a decision racing the step: see sharded_table::latest_).
   std::size_t sweep() {
     std::size_t dropped = 0;
     for (auto* t = shared_->tables.load(std::memory_order_acquire); t != nullptr; t = t->next) {

@@ -172,6 +172,8 @@ struct booking_units<algorithms::leaky_bucket> {
     // tat in 1/limit ns: below 2^53 · 2^53 · 10^6 in magnitude, within 128 bits.
     const i128 limit = q.limit;
     const i128 tat = (i128{drains_at} * limit + fraction) * unit_ns;
+    // The queue without it, as in memory: a booking is the same value whichever storage
+    // made it (the script itself restores the queue from the queue and the cost).
     const i128 without = tat - i128{cost} * q.period.count();
     const i128 whole = floor_div(tat, limit);
     const i128 whole_without = floor_div(without, limit);

@@ -6,13 +6,20 @@
 #include <string>
 #include <string_view>
 
+#include "ratelimit/detail/intended_wrap.hpp"
+
 namespace ratelimit::detail::redis {
+
+// A rotation shifts bits out of the word on purpose: they come back in at the other end.
+RATELIMIT_INTENDED_UNSIGNED_WRAP constexpr std::uint32_t rotl(std::uint32_t x, int n) noexcept {
+  return (x << n) | (x >> (32 - n));
+}
 
 /// SHA-1 of `text` in lowercase hex: the name EVALSHA calls a script by. Computed here
 /// so that the first decision needs no SCRIPT LOAD round trip. Not used for security.
-inline std::string sha1_hex(std::string_view text) {
+// SHA-1 adds modulo 2^32 by definition: its sums wrap on purpose.
+RATELIMIT_INTENDED_UNSIGNED_WRAP inline std::string sha1_hex(std::string_view text) {
   std::uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  const auto rotl = [](std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
 
   // The message, a 0x80 byte, zeros, and its length in bits: a whole number of blocks.
   std::string padded(text);
