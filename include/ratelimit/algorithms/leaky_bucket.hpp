@@ -91,20 +91,22 @@ struct leaky_bucket {
     const u128 queued = queued_at(s, now, limit);
     const u128 delay = detail::ceil_div(queued, limit);
 
-    const u128 longest = longest_queue(limit);
     decision d{.limit = q.limit};
     if (cost > q.burst ||
         detail::i128{now} + static_cast<detail::i128>(delay) > detail::int64_max) {
       d.retry_after = std::chrono::nanoseconds::max();
     } else if (const u128 after = queued + units(cost, interval);
-               queued <= longest && (Reserving ? queued <= reserve_room : after <= capacity)) {
+               // A delay below nanoseconds::max(): queued <= longest_queue(limit), read off
+               // the delay at hand rather than multiplied out.
+               delay < static_cast<u128>(detail::int64_max) &&
+               (Reserving ? queued <= reserve_room : after <= capacity)) {
       d.allowed = true;
       d.delay = std::chrono::nanoseconds{static_cast<std::int64_t>(delay)};
       s = draining_at(now, after, limit);
       if (Reserving) b = {s, cost, draining_at(now, queued, limit)};
     } else {
-      const u128 room =
-          std::min(Reserving ? reserve_room : capacity - units(cost, interval), longest);
+      const u128 room = std::min(Reserving ? reserve_room : capacity - units(cost, interval),
+                                 longest_queue(limit));
       d.retry_after = detail::wait_until(admitted_from(s, room, limit), now);
     }
     settle(d, s, capacity, interval, limit, now);
